@@ -1,0 +1,16 @@
+// Each subcommand registers itself on the app and returns the function that runs it after
+// parsing. Commands are thin: parse, call the library, print.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <functional>
+
+namespace medlens::cli {
+
+using Run = std::function<int()>;
+
+Run add_info(CLI::App& app);
+Run add_convert(CLI::App& app);
+
+}  // namespace medlens::cli

@@ -1,0 +1,5 @@
+#pragma once
+namespace medlens {
+/// medlens version, from CMake's project(VERSION).
+const char* version();
+}  // namespace medlens
