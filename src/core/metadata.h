@@ -33,6 +33,10 @@ struct Metadata {
   std::string transfer_syntax;     ///< DICOM transfer syntax UID, when applicable
   std::vector<std::string> warnings;          ///< what the reader noticed (uneven spacing, ...)
   std::map<std::string, std::string> tags;    ///< other key attributes, by DICOM keyword
+  /// Patient and study identity (PatientName, PatientID, PatientBirthDate, PatientSex,
+  /// PatientAge, StudyDate, StudyTime, AccessionNumber, StudyID, ReferringPhysicianName), kept
+  /// apart so writers can carry it and nothing prints or logs it.
+  std::map<std::string, std::string> identity;
 };
 
 }  // namespace medlens

@@ -4,6 +4,7 @@
 
 #ifndef MEDLENS_NO_GDCM
 #include <gdcmImageReader.h>
+#include <gdcmTrace.h>
 #endif
 
 #include <algorithm>
@@ -11,6 +12,7 @@
 #include <cstring>
 #include <filesystem>
 #include <map>
+#include <mutex>
 
 #include "core/error.h"
 #include "core/parallel.h"
@@ -320,6 +322,8 @@ struct Loaded {
   std::string ts_uid;
 };
 
+std::string ts_label(const std::string& uid);
+
 void load(Loaded& L, const std::string& path, bool header_only) {
   init_dcmtk();
   std::error_code ec;
@@ -329,17 +333,24 @@ void load(Loaded& L, const std::string& path, bool header_only) {
                                                  DCM_MaxReadLength, ERM_autoDetect, DCM_PixelData)
                        : L.file.loadFile(path.c_str(), EXS_Unknown, EGL_noChange,
                                          DCM_MaxReadLength, ERM_autoDetect);
-  if (st.bad()) throw InputError(path, std::string("not a readable DICOM file (") + st.text() + ")");
   L.ds = L.file.getDataset();
+  // Only a meta header states a transfer syntax; without one DCMTK's guess is no fact to report
+  // about a file that failed to parse (it may be text).
+  L.ts_uid = get_string(L.file.getMetaInfo(), DCM_TransferSyntaxUID);
+  std::string where = L.ts_uid.empty() ? "" : " [" + ts_label(L.ts_uid) + "]";
+  if (st.bad())
+    throw InputError(path, std::string("not a readable DICOM file (") + st.text() + ")" + where);
+  if (L.ds && L.ts_uid.empty() && L.ds->getOriginalXfer() != EXS_Unknown)
+    L.ts_uid = DcmXfer(L.ds->getOriginalXfer()).getXferID();
+  where = L.ts_uid.empty() ? "" : " [" + ts_label(L.ts_uid) + "]";
   if (!L.ds) throw InputError(path, "not a readable DICOM file (no dataset)");
   L.original = L.ds->getOriginalXfer();
-  L.ts_uid = get_string(L.file.getMetaInfo(), DCM_TransferSyntaxUID);
-  if (L.ts_uid.empty()) L.ts_uid = DcmXfer(L.original).getXferID();
   // A file whose dataset holds nothing recognisable is not DICOM (DCMTK accepts random bytes
   // as an implicit-VR dataset of garbage elements).
   if (get_string(L.ds, DCM_SOPClassUID).empty() && get_string(L.ds, DCM_Modality).empty() &&
-      !L.ds->tagExists(DCM_PixelData) && get_string(L.ds, DCM_SOPInstanceUID).empty())
-    throw InputError(path, "not a DICOM file (no SOP class, modality or pixel data)");
+      !L.ds->tagExists(DCM_PixelData) && get_string(L.ds, DCM_SOPInstanceUID).empty() &&
+      get_string(L.ds, DCM_Rows).empty())
+    throw InputError(path, "not a DICOM image file (no SOP class, modality or pixel data)" + where);
 }
 
 DicomFileHeader header_from(Loaded& L, const std::string& path) {
@@ -360,8 +371,11 @@ DicomFileHeader header_from(Loaded& L, const std::string& path) {
   h.columns = static_cast<int>(get_int(ds, DCM_Columns).value_or(0));
   h.frames = static_cast<int>(std::max<long>(1, get_int(ds, DCM_NumberOfFrames).value_or(1)));
   h.samples_per_pixel = static_cast<int>(get_int(ds, DCM_SamplesPerPixel).value_or(1));
+  // The header scan stops before the pixel data, so an image is recognised by its Image Pixel
+  // module; a full load also sees the element itself.
   h.has_pixels = ds->tagExists(DCM_PixelData) || ds->tagExists(DCM_FloatPixelData) ||
-                 ds->tagExists(DCM_DoubleFloatPixelData);
+                 ds->tagExists(DCM_DoubleFloatPixelData) ||
+                 (h.rows > 0 && h.columns > 0 && ds->tagExists(DCM_BitsAllocated));
   // Enhanced multi-frame keeps geometry in functional groups.
   DcmItem* shared = sequence_item(ds, DCM_SharedFunctionalGroupsSequence);
   DcmItem* frame0 = sequence_item(ds, DCM_PerFrameFunctionalGroupsSequence);
@@ -387,7 +401,7 @@ bool is_jpeg2000(E_TransferSyntax x) {
 }
 
 std::string ts_label(const std::string& uid) {
-  return transfer_syntax_name(uid) + " (" + uid + ")";
+  return "transfer syntax " + transfer_syntax_name(uid) + " (" + uid + ")";
 }
 
 PixelLayout layout_from(DcmDataset* ds, const std::string& path) {
@@ -534,6 +548,8 @@ RawPixels raw_from_gdcm(const std::string& path, PixelLayout& L) {
   (void)L;
   throw InputError(path, "JPEG 2000 decoding is not built into this binary");
 #else
+  static std::once_flag quiet;
+  std::call_once(quiet, [] { gdcm::Trace::WarningOff(); gdcm::Trace::ErrorOff(); gdcm::Trace::DebugOff(); });
   gdcm::ImageReader reader;
   reader.SetFileName(path.c_str());
   if (!reader.Read()) throw InputError(path, "GDCM cannot read this JPEG 2000 file");
@@ -545,8 +561,9 @@ RawPixels raw_from_gdcm(const std::string& path, PixelLayout& L) {
   L.is_signed = pf.GetPixelRepresentation() == 1;
   L.spp = pf.GetSamplesPerPixel();
   L.planar = static_cast<int>(image.GetPlanarConfiguration());
-  const std::string pi = gdcm::PhotometricInterpretation::GetPIString(
+  std::string pi = gdcm::PhotometricInterpretation::GetPIString(
       image.GetPhotometricInterpretation().GetType());
+  while (!pi.empty() && pi.back() == ' ') pi.pop_back();  // DICOM pads to even length
   if (!pi.empty()) L.photometric = pi;
   // GDCM's J2K decoder returns colour as RGB (the codestream's colour transform undone).
   if (L.photometric == "YBR_ICT" || L.photometric == "YBR_RCT") L.photometric = "RGB";
@@ -602,6 +619,16 @@ void fill_metadata(DcmDataset* ds, const Loaded& L, Metadata& m) {
     if (!v.empty()) m.tags[name] = v;
   }
   m.tags["TransferSyntax"] = transfer_syntax_name(L.ts_uid);
+  static const std::pair<const char*, DcmTagKey> kIdentity[] = {
+      {"PatientName", DCM_PatientName}, {"PatientID", DCM_PatientID},
+      {"PatientBirthDate", DCM_PatientBirthDate}, {"PatientSex", DCM_PatientSex},
+      {"PatientAge", DCM_PatientAge}, {"StudyDate", DCM_StudyDate}, {"StudyTime", DCM_StudyTime},
+      {"AccessionNumber", DCM_AccessionNumber}, {"StudyID", DCM_StudyID},
+      {"ReferringPhysicianName", DCM_ReferringPhysicianName}};
+  for (const auto& [name, tag] : kIdentity) {
+    std::string v = get_all(ds, tag);
+    if (!v.empty()) m.identity[name] = v;
+  }
 }
 
 // Geometry of a single file: one slice, or a multi-frame stack.
@@ -670,6 +697,8 @@ Geometry file_geometry(DcmDataset* ds, const PixelLayout& L, Metadata& m) {
   return g;
 }
 
+VoxelBuffer decode_file(Loaded& L, const std::string& path, const ReadOptions& options);
+
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------
@@ -690,6 +719,18 @@ DicomFileHeader read_dicom_header(const std::string& path) {
 VoxelBuffer read_dicom_file(const std::string& path, const ReadOptions& options) {
   Loaded L;
   load(L, path, /*header_only=*/false);
+  // Every refusal past this point names the transfer syntax: it is the first thing a user
+  // needs to know about a file that will not decode.
+  try {
+    return decode_file(L, path, options);
+  } catch (const InputError& e) {
+    throw InputError(path, e.reason() + (e.reason().find("transfer syntax") == std::string::npos
+                                             ? " [" + ts_label(L.ts_uid) + "]" : ""));
+  }
+}
+
+namespace {
+VoxelBuffer decode_file(Loaded& L, const std::string& path, const ReadOptions& options) {
   DcmDataset* ds = L.ds;
   const bool has_pixels = ds->tagExists(DCM_PixelData) || ds->tagExists(DCM_FloatPixelData) ||
                           ds->tagExists(DCM_DoubleFloatPixelData);
@@ -713,7 +754,7 @@ VoxelBuffer read_dicom_file(const std::string& path, const ReadOptions& options)
     } else {
       OFCondition st = ds->chooseRepresentation(EXS_LittleEndianExplicit, nullptr);
       if (st.bad() || !ds->canWriteXfer(EXS_LittleEndianExplicit))
-        throw InputError(path, "cannot decode pixel data in transfer syntax " + ts_label(L.ts_uid) +
+        throw InputError(path, "cannot decode pixel data in " + ts_label(L.ts_uid) +
                                    (st.bad() ? std::string(": ") + st.text() : std::string()));
       // The decoder may have changed colour model and planar configuration.
       const PixelLayout after = layout_from(ds, path);
@@ -724,7 +765,7 @@ VoxelBuffer read_dicom_file(const std::string& path, const ReadOptions& options)
     }
   } else {
     if (L.original == EXS_Unknown)
-      throw InputError(path, "unsupported transfer syntax " + ts_label(L.ts_uid));
+      throw InputError(path, "unsupported " + ts_label(L.ts_uid));
     raw = raw_from_dcmtk(ds, pixel_tag, xfer.isBigEndian(), path);
   }
 
@@ -767,6 +808,7 @@ VoxelBuffer read_dicom_file(const std::string& path, const ReadOptions& options)
   (void)options;
   return b;
 }
+}  // namespace
 
 std::vector<DicomSeriesInfo> scan_dicom_folder(const std::string& folder, int* skipped) {
   std::error_code ec;
