@@ -2,7 +2,7 @@
 
 function(medlens_warnings target)
   target_compile_options(${target} PRIVATE -Wall -Wextra -Wpedantic -Wno-unused-parameter
-    $<$<CXX_COMPILER_ID:GNU>:-Wno-maybe-uninitialized>)
+    $<$<CXX_COMPILER_ID:GNU>:-Wno-maybe-uninitialized -Wno-restrict>)
 endfunction()
 
 # medlens_library(NAME SOURCES... [DEPS public-deps...] [PRIVATE_DEPS private-deps...])

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "core/geometry.h"
+#include "core/voxel_buffer.h"
 
 namespace medlens {
 

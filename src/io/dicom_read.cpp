@@ -87,7 +87,9 @@ std::vector<float> decode_values(const uint8_t* bytes, size_t n_bytes, bool big_
                                std::to_string(L.cols) + "x" + std::to_string(L.rows) + "x" +
                                std::to_string(L.frames) + " pixels");
 
-  const auto [lo, hi] = stored_range(L);
+  // Plain variables, not a structured binding: lambdas below capture them.
+  const std::pair<int64_t, int64_t> range = stored_range(L);
+  const int64_t lo = range.first, hi = range.second;
   const int shift = std::max(0, L.high_bit + 1 - L.bits_stored);
   const uint64_t mask = L.bits_stored >= 64 ? ~uint64_t{0} : ((uint64_t{1} << L.bits_stored) - 1);
   auto convert = [&](int64_t v, int64_t frame) -> float {
@@ -320,9 +322,12 @@ struct Loaded {
   DcmDataset* ds = nullptr;
   E_TransferSyntax original = EXS_Unknown;
   std::string ts_uid;
+  uintmax_t file_size = 0;
 };
 
 std::string ts_label(const std::string& uid);
+
+void finish_load(Loaded& L, const std::string& path, OFCondition st);
 
 void load(Loaded& L, const std::string& path, bool header_only) {
   init_dcmtk();
@@ -333,6 +338,11 @@ void load(Loaded& L, const std::string& path, bool header_only) {
                                                  DCM_MaxReadLength, ERM_autoDetect, DCM_PixelData)
                        : L.file.loadFile(path.c_str(), EXS_Unknown, EGL_noChange,
                                          DCM_MaxReadLength, ERM_autoDetect);
+  L.file_size = fs::file_size(path, ec);
+  finish_load(L, path, st);
+}
+
+void finish_load(Loaded& L, const std::string& path, OFCondition st) {
   L.ds = L.file.getDataset();
   // Only a meta header states a transfer syntax; without one DCMTK's guess is no fact to report
   // about a file that failed to parse (it may be text).
@@ -488,12 +498,18 @@ struct RawPixels {
 };
 
 RawPixels raw_from_dcmtk(DcmDataset* ds, const DcmTagKey& tag, bool source_big_endian,
-                         const std::string& path) {
+                         uintmax_t file_size, const std::string& path) {
   RawPixels raw;
   DcmElement* elem = nullptr;
   if (ds->findAndGetElement(tag, elem).bad() || !elem)
     throw InputError(path, "has no pixel data");
   const Uint32 length = elem->getLength();
+  // DCMTK loads large values lazily and would allocate whatever the length field claims:
+  // a file cannot hold more bytes than its size.
+  if (file_size > 0 && length > file_size)
+    throw InputError(path, "pixel data claims " + std::to_string(length) +
+                               " bytes but the file holds only " + std::to_string(file_size) +
+                               " (truncated or corrupt)");
   const DcmEVR vr = elem->getVR();
   const uint8_t* host = nullptr;
   size_t unit = 1;
@@ -597,7 +613,6 @@ void fill_metadata(DcmDataset* ds, const Loaded& L, Metadata& m) {
       {"SOPClassUID", DCM_SOPClassUID},
       {"Manufacturer", DCM_Manufacturer},
       {"ManufacturerModelName", DCM_ManufacturerModelName},
-      {"StudyDate", DCM_StudyDate},
       {"SeriesNumber", DCM_SeriesNumber},
       {"ImageType", DCM_ImageType},
       {"SliceThickness", DCM_SliceThickness},
@@ -761,12 +776,14 @@ VoxelBuffer decode_file(Loaded& L, const std::string& path, const ReadOptions& o
       layout.photometric = after.photometric;
       layout.planar = after.planar;
       layout.bits_allocated = after.bits_allocated;
-      raw = raw_from_dcmtk(ds, pixel_tag, false, path);
+      raw = raw_from_dcmtk(ds, pixel_tag, false, 0, path);
     }
   } else {
     if (L.original == EXS_Unknown)
       throw InputError(path, "unsupported " + ts_label(L.ts_uid));
-    raw = raw_from_dcmtk(ds, pixel_tag, xfer.isBigEndian(), path);
+    // A deflated dataset can hold more than the file's size.
+    const uintmax_t bound = L.original == EXS_DeflatedLittleEndianExplicit ? 0 : L.file_size;
+    raw = raw_from_dcmtk(ds, pixel_tag, xfer.isBigEndian(), bound, path);
   }
 
   std::string pi = layout.photometric;
