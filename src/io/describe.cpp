@@ -18,11 +18,17 @@ ImageSummary summarise(VoxelBuffer&& b, const std::string& path, const std::stri
   s.shape = b.shape;
   s.geometry = b.geometry;
   float lo = INFINITY, hi = -INFINITY;
-  for (float v : b.data)
+  int64_t non_finite = 0;
+  for (float v : b.data) {
     if (std::isfinite(v)) lo = std::min(lo, v), hi = std::max(hi, v);
+    else ++non_finite;
+  }
   s.min_value = std::isfinite(lo) ? lo : 0.f;
   s.max_value = std::isfinite(hi) ? hi : 0.f;
   s.issues = b.metadata.warnings;
+  if (non_finite > 0)
+    s.issues.push_back(std::to_string(non_finite) +
+                       " voxel(s) are NaN or infinite: other commands refuse this image");
   s.metadata = std::move(b.metadata);
   s.metadata.warnings.clear();
   return s;

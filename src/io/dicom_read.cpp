@@ -164,6 +164,51 @@ std::vector<float> decode_values(const uint8_t* bytes, size_t n_bytes, bool big_
   // Integers, 8/16/32 bits, interleaved or planar samples. Frames are independent: decode in
   // parallel (large multi-frame files are the slow case).
   const int64_t per_frame = frame_pixels * L.spp;
+  const bool one_rescale = std::all_of(rescale.begin(), rescale.end(), [&](const Rescale& r) {
+    return r.slope == rescale[0].slope && r.intercept == rescale[0].intercept;
+  });
+  if ((L.bits_allocated == 8 || L.bits_allocated == 16) && one_rescale) {
+    // Every stored code maps to one value: tabulate the rules once (masking, sign, inversion,
+    // rescale), then decoding is a table look-up per sample. This is the common, hot case.
+    const int width = L.bits_allocated / 8;
+    std::vector<float> lut(size_t{1} << L.bits_allocated);
+    for (size_t code = 0; code < lut.size(); ++code) {
+      uint8_t raw[2];
+      if (width == 1) raw[0] = static_cast<uint8_t>(code);
+      else if (big_endian) raw[0] = static_cast<uint8_t>(code >> 8), raw[1] = static_cast<uint8_t>(code);
+      else raw[0] = static_cast<uint8_t>(code), raw[1] = static_cast<uint8_t>(code >> 8);
+      uint64_t v = (load_uint(raw, width, big_endian) >> shift) & mask;
+      int64_t sv = static_cast<int64_t>(v);
+      if (L.is_signed && (v >> (L.bits_stored - 1)) & 1) sv -= int64_t{1} << L.bits_stored;
+      lut[code] = convert(sv, 0);
+    }
+    // Index the table by the bytes as they sit in memory (host little endian).
+    auto code_at = [&](int64_t i) -> size_t {
+      if (width == 1) return bytes[i];
+      return static_cast<size_t>(bytes[2 * i]) | (static_cast<size_t>(bytes[2 * i + 1]) << 8);
+    };
+    std::vector<float> swapped_lut;
+    if (width == 2 && big_endian) {  // memory order is big endian: swap the table's index
+      swapped_lut.resize(lut.size());
+      for (size_t code = 0; code < lut.size(); ++code)
+        swapped_lut[((code & 0xFF) << 8) | (code >> 8)] = lut[code];
+      lut.swap(swapped_lut);
+    }
+    parallel_for(L.frames, [&](int64_t f) {
+      const int64_t base = f * per_frame;
+      if (L.spp == 1) {
+        float* dst = out.data() + f * frame_pixels;
+        for (int64_t p = 0; p < frame_pixels; ++p) dst[p] = lut[code_at(base + p)];
+        return;
+      }
+      for (int64_t within = 0; within < per_frame; ++within) {
+        const int64_t c = L.planar ? within / frame_pixels : within % L.spp;
+        const int64_t p = L.planar ? within % frame_pixels : within / L.spp;
+        out[static_cast<size_t>((c * L.frames + f) * frame_pixels + p)] = lut[code_at(base + within)];
+      }
+    });
+    return out;
+  }
   parallel_for(L.frames, [&](int64_t f) {
     const int64_t base = f * per_frame;
     if (L.spp == 1) {
