@@ -12,7 +12,7 @@ packages=(
   libtorch-dev libopenblas0-pthread
   libinsighttoolkit5-dev libgdcm-dev libfftw3-dev uuid-dev
   libdcmtk-dev dcmtk
-  libopencv-dev libopenslide-dev
+  libopencv-dev libopenslide-dev libtiff-dev
   nlohmann-json3-dev libcli11-dev libspdlog-dev libfmt-dev libsqlite3-dev libcpp-httplib-dev
   zlib1g-dev libssl-dev
   # tools the tests call

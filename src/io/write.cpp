@@ -7,6 +7,7 @@
 #include "core/error.h"
 #include "core/image.h"
 #include "io/file_util.h"
+#include "io/nifti.h"
 
 namespace fs = std::filesystem;
 
@@ -21,6 +22,12 @@ unsigned char apply_window(float value, const Window& w) {
   if (value > hi) return 255;
   const double y = ((value - (w.center - 0.5)) / (width - 1) + 0.5) * 255.0;
   return static_cast<unsigned char>(std::clamp(std::lround(y), 0L, 255L));
+}
+
+// The NIfTI codec is torch-free (it is fuzzed without LibTorch); this is its Image entry.
+void write_nifti(const Image& image, const std::string& path, const WriteOptions& options) {
+  if (image.empty()) throw InputError(path, "nothing to write: the image is empty");
+  write_nifti_voxels(image.data(), image.shape(), image.geometry(), image.metadata(), path, options);
 }
 
 void write_image(const Image& image, const std::string& path, const WriteOptions& options) {

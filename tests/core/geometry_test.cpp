@@ -44,7 +44,7 @@ TEST(Geometry, OrientationCodes) {
   EXPECT_EQ(g.orientation_code(), "LPS");
   g.direction = {-1, 0, 0, 0, -1, 0, 0, 0, 1};
   EXPECT_EQ(g.orientation_code(), "RAS");
-  EXPECT_EQ(rotated().orientation_code(), "lps");  // 30 degrees off: oblique
+  EXPECT_EQ(rotated().orientation_code(), "lpS");  // x, y 30 degrees off (oblique), z exact
 }
 
 TEST(Geometry, ValidityRejectsBadSpacingAndDegenerateAxes) {
