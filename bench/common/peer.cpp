@@ -11,7 +11,8 @@ namespace medlens::bench {
 
 void CapturingReporter::ReportRuns(const std::vector<Run>& runs) {
   for (const auto& r : runs)
-    if (r.iterations > 0) seconds[r.run_name.function_name] = r.GetAdjustedRealTime() / 1e9;
+    if (r.iterations > 0)
+      seconds[r.run_name.function_name] = r.real_accumulated_time / static_cast<double>(r.iterations);
   ConsoleReporter::ReportRuns(runs);
 }
 

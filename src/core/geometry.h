@@ -16,6 +16,7 @@ struct Shape {
   int64_t c = 0, z = 0, y = 0, x = 0;
   int64_t voxels() const { return z * y * x; }           ///< spatial voxels per channel
   int64_t elements() const { return c * z * y * x; }     ///< all values
+  Shape with_z(int64_t depth) const { return {c, depth, y, x}; }
   bool operator==(const Shape&) const = default;
 };
 

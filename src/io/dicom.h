@@ -32,7 +32,7 @@ struct DicomSeriesInfo {
   int series_number = 0;
   bool has_pixels = false;
   std::vector<std::string> files;   ///< sorted along the slice normal when geometry allows
-  int rows = 0, columns = 0, frames_per_file = 1;
+  int rows = 0, columns = 0, frames_per_file = 1, samples_per_pixel = 1;
   std::vector<std::string> issues;  ///< mixed stacks, duplicates, missing slices, tilt, ...
   bool blocking = false;            ///< an issue that stops it being read as one volume
 };

@@ -64,12 +64,11 @@ std::pair<int64_t, int64_t> stored_range(const PixelLayout& L) {
 
 // Decodes `bytes` (file byte order given by big_endian) into float values in (C,Z,Y,X) order,
 // applying masking, sign, inversion and per-frame rescale. YBR is converted to RGB after.
-std::vector<float> decode_values(const uint8_t* bytes, size_t n_bytes, bool big_endian,
-                                 const PixelLayout& L, const std::vector<Rescale>& rescale,
-                                 bool invert, const std::string& path) {
+void decode_values(const uint8_t* bytes, size_t n_bytes, bool big_endian, const PixelLayout& L,
+                   const std::vector<Rescale>& rescale, bool invert, const std::string& path,
+                   float* out) {
   const int64_t frame_pixels = L.rows * L.cols;
   const int64_t total = L.values();
-  std::vector<float> out(static_cast<size_t>(total));
   const bool ybr422 = L.photometric == "YBR_FULL_422" && L.spp == 3;
 
   // Bytes needed for the whole image, by layout.
@@ -128,7 +127,7 @@ std::vector<float> decode_values(const uint8_t* bytes, size_t n_bytes, bool big_
       out[static_cast<size_t>((c * L.frames + frame) * frame_pixels + p)] =
           static_cast<float>(v * r.slope + r.intercept);
     }
-    return out;
+    return;
   }
 
   if (L.bits_allocated == 1) {
@@ -139,7 +138,7 @@ std::vector<float> decode_values(const uint8_t* bytes, size_t n_bytes, bool big_
       const int64_t c = within % L.spp, p = within / L.spp;
       out[static_cast<size_t>((c * L.frames + frame) * frame_pixels + p)] = convert(bit, frame);
     }
-    return out;
+    return;
   }
 
   if (ybr422) {
@@ -158,7 +157,7 @@ std::vector<float> decode_values(const uint8_t* bytes, size_t n_bytes, bool big_
         }
       }
     }
-    return out;
+    return;
   }
 
   // Integers, 8/16/32 bits, interleaved or planar samples. Frames are independent: decode in
@@ -167,52 +166,41 @@ std::vector<float> decode_values(const uint8_t* bytes, size_t n_bytes, bool big_
   const bool one_rescale = std::all_of(rescale.begin(), rescale.end(), [&](const Rescale& r) {
     return r.slope == rescale[0].slope && r.intercept == rescale[0].intercept;
   });
-  if ((L.bits_allocated == 8 || L.bits_allocated == 16) && one_rescale) {
-    // Every stored code maps to one value: tabulate the rules once (masking, sign, inversion,
-    // rescale), then decoding is a table look-up per sample. This is the common, hot case.
-    const int width = L.bits_allocated / 8;
-    std::vector<float> lut(size_t{1} << L.bits_allocated);
-    for (size_t code = 0; code < lut.size(); ++code) {
-      uint8_t raw[2];
-      if (width == 1) raw[0] = static_cast<uint8_t>(code);
-      else if (big_endian) raw[0] = static_cast<uint8_t>(code >> 8), raw[1] = static_cast<uint8_t>(code);
-      else raw[0] = static_cast<uint8_t>(code), raw[1] = static_cast<uint8_t>(code >> 8);
-      uint64_t v = (load_uint(raw, width, big_endian) >> shift) & mask;
-      int64_t sv = static_cast<int64_t>(v);
-      if (L.is_signed && (v >> (L.bits_stored - 1)) & 1) sv -= int64_t{1} << L.bits_stored;
-      lut[code] = convert(sv, 0);
-    }
-    // Index the table by the bytes as they sit in memory (host little endian).
-    auto code_at = [&](int64_t i) -> size_t {
-      if (width == 1) return bytes[i];
-      return static_cast<size_t>(bytes[2 * i]) | (static_cast<size_t>(bytes[2 * i + 1]) << 8);
+  if ((L.bits_allocated == 8 || L.bits_allocated == 16) && one_rescale && L.spp == 1) {
+    // The hot case (every CT/MR/X-ray slice): one tight loop per frame with the rules applied
+    // arithmetically, identical to convert(integer_at()).
+    const double slope = rescale[0].slope, intercept = rescale[0].intercept;
+    // Branch-free forms so the loop vectorises: sign extension as (v ^ m) - m, inversion as
+    // a * v + b.
+    const int64_t m = L.is_signed ? int64_t{1} << (L.bits_stored - 1) : 0;
+    const int64_t a = invert ? -1 : 1, b = invert ? lo + hi : 0;
+    auto run = [&](auto raw_type) {
+      using Raw = decltype(raw_type);
+      parallel_for(L.frames, [&](int64_t f) {
+        const uint8_t* src = bytes + f * frame_pixels * static_cast<int64_t>(sizeof(Raw));
+        float* dst = out + f * frame_pixels;
+        auto loop = [&](auto swap) {
+          for (int64_t p = 0; p < frame_pixels; ++p) {
+            Raw r;
+            std::memcpy(&r, src + p * static_cast<int64_t>(sizeof(Raw)), sizeof(Raw));
+            if constexpr (decltype(swap)::value) r = static_cast<Raw>((r >> 8) | (r << 8));
+            int64_t v = static_cast<int64_t>((static_cast<uint64_t>(r) >> shift) & mask);
+            v = a * ((v ^ m) - m) + b;
+            dst[p] = static_cast<float>(static_cast<double>(v) * slope + intercept);
+          }
+        };
+        if (sizeof(Raw) == 2 && big_endian) loop(std::true_type{});
+        else loop(std::false_type{});
+      });
     };
-    std::vector<float> swapped_lut;
-    if (width == 2 && big_endian) {  // memory order is big endian: swap the table's index
-      swapped_lut.resize(lut.size());
-      for (size_t code = 0; code < lut.size(); ++code)
-        swapped_lut[((code & 0xFF) << 8) | (code >> 8)] = lut[code];
-      lut.swap(swapped_lut);
-    }
-    parallel_for(L.frames, [&](int64_t f) {
-      const int64_t base = f * per_frame;
-      if (L.spp == 1) {
-        float* dst = out.data() + f * frame_pixels;
-        for (int64_t p = 0; p < frame_pixels; ++p) dst[p] = lut[code_at(base + p)];
-        return;
-      }
-      for (int64_t within = 0; within < per_frame; ++within) {
-        const int64_t c = L.planar ? within / frame_pixels : within % L.spp;
-        const int64_t p = L.planar ? within % frame_pixels : within / L.spp;
-        out[static_cast<size_t>((c * L.frames + f) * frame_pixels + p)] = lut[code_at(base + within)];
-      }
-    });
-    return out;
+    if (L.bits_allocated == 8) run(uint8_t{});
+    else run(uint16_t{});
+    return;
   }
   parallel_for(L.frames, [&](int64_t f) {
     const int64_t base = f * per_frame;
     if (L.spp == 1) {
-      float* dst = out.data() + f * frame_pixels;
+      float* dst = out + f * frame_pixels;
       for (int64_t p = 0; p < frame_pixels; ++p) dst[p] = convert(integer_at(base + p), f);
       return;
     }
@@ -223,11 +211,11 @@ std::vector<float> decode_values(const uint8_t* bytes, size_t n_bytes, bool big_
           convert(integer_at(base + within), f);
     }
   });
-  return out;
+  return;
 }
 
 // YBR_FULL -> RGB for 8-bit data, PS3.3 C.7.6.3.1.2, rounded as pydicom and most viewers do.
-void ybr_full_to_rgb(std::vector<float>& v, int64_t plane) {
+void ybr_full_to_rgb(float* v, int64_t plane) {
   const float kRCr = 1.402f;
   const float kGCb = static_cast<float>(-0.114 * 1.772 / 0.587);
   const float kGCr = static_cast<float>(-0.299 * 1.402 / 0.587);
@@ -757,7 +745,14 @@ Geometry file_geometry(DcmDataset* ds, const PixelLayout& L, Metadata& m) {
   return g;
 }
 
-VoxelBuffer decode_file(Loaded& L, const std::string& path, const ReadOptions& options);
+// Decodes a loaded file. With `into`, the voxels go there (exactly `capacity` values, else the
+// file is refused) and the returned buffer's data stays empty: series decode straight into the
+// volume without a per-slice allocation and copy.
+VoxelBuffer decode_file(Loaded& L, const std::string& path, const ReadOptions& options,
+                        float* into = nullptr, int64_t capacity = 0);
+
+VoxelBuffer read_dicom_file_into(const std::string& path, const ReadOptions& options,
+                                 float* into, int64_t capacity);
 
 }  // namespace
 
@@ -777,20 +772,26 @@ DicomFileHeader read_dicom_header(const std::string& path) {
 }
 
 VoxelBuffer read_dicom_file(const std::string& path, const ReadOptions& options) {
+  return read_dicom_file_into(path, options, nullptr, 0);
+}
+
+namespace {
+VoxelBuffer read_dicom_file_into(const std::string& path, const ReadOptions& options,
+                                 float* into, int64_t capacity) {
   Loaded L;
   load(L, path, /*header_only=*/false);
   // Every refusal past this point names the transfer syntax: it is the first thing a user
   // needs to know about a file that will not decode.
   try {
-    return decode_file(L, path, options);
+    return decode_file(L, path, options, into, capacity);
   } catch (const InputError& e) {
     throw InputError(path, e.reason() + (e.reason().find("transfer syntax") == std::string::npos
                                              ? " [" + ts_label(L.ts_uid) + "]" : ""));
   }
 }
 
-namespace {
-VoxelBuffer decode_file(Loaded& L, const std::string& path, const ReadOptions& options) {
+VoxelBuffer decode_file(Loaded& L, const std::string& path, const ReadOptions& options,
+                        float* into, int64_t capacity) {
   DcmDataset* ds = L.ds;
   const bool has_pixels = ds->tagExists(DCM_PixelData) || ds->tagExists(DCM_FloatPixelData) ||
                           ds->tagExists(DCM_DoubleFloatPixelData);
@@ -846,9 +847,17 @@ VoxelBuffer decode_file(Loaded& L, const std::string& path, const ReadOptions& o
 
   fill_metadata(ds, L, b.metadata);
   const std::vector<Rescale> rescale = rescale_from(ds, layout, b.metadata);
-  b.data = decode_values(raw.data, raw.size, raw.big_endian, layout, rescale, mono1, path);
+  float* out = into;
+  if (into) {
+    if (layout.values() != capacity)
+      throw InputError(path, "slice size differs from the rest of the series");
+  } else {
+    b.data.resize(static_cast<size_t>(layout.values()));
+    out = b.data.data();
+  }
+  decode_values(raw.data, raw.size, raw.big_endian, layout, rescale, mono1, path, out);
   const int64_t plane = layout.rows * layout.cols * layout.frames;
-  if (pi == "YBR_FULL" || pi == "YBR_FULL_422") ybr_full_to_rgb(b.data, plane);
+  if (pi == "YBR_FULL" || pi == "YBR_FULL_422") ybr_full_to_rgb(out, plane);
 
   b.shape = {layout.spp, layout.frames, layout.rows, layout.cols};
   b.metadata.photometric = layout.spp == 3 ? "RGB" : "MONOCHROME2";
@@ -924,6 +933,7 @@ std::vector<DicomSeriesInfo> scan_dicom_folder(const std::string& folder, int* s
     s.rows = first.rows;
     s.columns = first.columns;
     s.frames_per_file = first.frames;
+    s.samples_per_pixel = first.samples_per_pixel;
     s.has_pixels = std::all_of(files.begin(), files.end(), [](auto& f) { return f.has_pixels; });
     if (!s.has_pixels) {
       s.issues.push_back("not an image series (no pixel data)");
@@ -1017,25 +1027,31 @@ VoxelBuffer read_dicom_folder(const std::string& folder, const ReadOptions& opti
     b.metadata.source_path = folder;
     return b;
   }
-  // Decode every slice in parallel, then stack in the sorted order.
-  std::vector<VoxelBuffer> slices(s.files.size());
-  parallel_for(static_cast<int64_t>(s.files.size()), [&](int64_t i) {
-    slices[i] = read_dicom_file(s.files[i], options);
-  });
-  const VoxelBuffer& first = slices.front();
-  const int64_t c = first.shape.c, y = first.shape.y, x = first.shape.x;
-  for (size_t i = 0; i < slices.size(); ++i)
-    if (slices[i].shape != first.shape)
-      throw InputError(s.files[i], "slice size differs from the rest of the series");
-  const int64_t z = static_cast<int64_t>(slices.size());
+  // Decode every slice in parallel straight into its place in the volume (one allocation, no
+  // per-slice copies). Colour series are rare: decode those per slice and interleave planes.
+  const int64_t z = static_cast<int64_t>(s.files.size());
+  const int64_t c = s.samples_per_pixel, y = s.rows, x = s.columns;
+  if (y <= 0 || x <= 0) throw InputError(folder, "series " + s.series_uid + " has no Rows/Columns");
   if (static_cast<double>(c) * z * y * x > static_cast<double>(max_voxels()))
-    throw InputError(folder, "series is larger than the voxel limit");
+    throw InputError(folder, "series holds more voxels than the limit of " +
+                                 std::to_string(max_voxels()) + " (set MEDLENS_MAX_VOXELS to raise it)");
   VoxelBuffer b;
   b.shape = {c, z, y, x};
-  b.data.resize(static_cast<size_t>(b.shape.elements()));
-  for (int64_t k = 0; k < z; ++k)
+  b.data = float_buffer(static_cast<size_t>(b.shape.elements()));
+  std::vector<VoxelBuffer> slices(s.files.size());
+  parallel_for(z, [&](int64_t k) {
+    if (c == 1) {
+      slices[k] = read_dicom_file_into(s.files[k], options, b.data.data() + k * y * x, y * x);
+      return;
+    }
+    slices[k] = read_dicom_file(s.files[k], options);
+    if (slices[k].shape != b.shape.with_z(1))  // a slice of this series' size
+      throw InputError(s.files[k], "slice size differs from the rest of the series");
     for (int64_t ch = 0; ch < c; ++ch)
       std::copy_n(slices[k].data.data() + ch * y * x, y * x, b.data.data() + (ch * z + k) * y * x);
+    slices[k].data = {};
+  });
+  const VoxelBuffer& first = slices.front();
   b.metadata = first.metadata;
   b.metadata.warnings.clear();
   b.metadata.sop_uids.clear();

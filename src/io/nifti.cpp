@@ -97,31 +97,6 @@ std::string num(double v) {
   return buf;
 }
 
-// Asks for transparent huge pages on a big buffer before it is first touched. Under the common
-// "madvise" THP policy this turns ~8000 page faults per 32 MB into ~16 and makes allocating the
-// output several times faster (numpy does the same for its arrays).
-void advise_huge_pages(const void* p, size_t n) {
-#ifdef MADV_HUGEPAGE
-  constexpr uintptr_t kHuge = uintptr_t{1} << 21;
-  if (n < 2 * kHuge) return;
-  const uintptr_t begin = (reinterpret_cast<uintptr_t>(p) + kHuge - 1) & ~(kHuge - 1);
-  const uintptr_t end = (reinterpret_cast<uintptr_t>(p) + n) & ~(kHuge - 1);
-  if (end > begin) ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_HUGEPAGE);
-#else
-  (void)p;
-  (void)n;
-#endif
-}
-
-// n zeroed floats, backed by huge pages where the kernel allows.
-std::vector<float> float_buffer(size_t n) {
-  std::vector<float> v;
-  v.reserve(n);
-  advise_huge_pages(v.data(), n * sizeof(float));
-  v.resize(n);
-  return v;
-}
-
 bool is_gzip(const uint8_t* p, size_t n) { return n >= 2 && p[0] == 0x1f && p[1] == 0x8b; }
 
 // A whole file, read-only: mapped when possible (no copy before conversion), else read.
