@@ -12,5 +12,8 @@ using Run = std::function<int()>;
 
 Run add_info(CLI::App& app);
 Run add_convert(CLI::App& app);
+Run add_transform(CLI::App& app);
+Run add_corrupt(CLI::App& app);
+Run add_synth_lesions(CLI::App& app);
 
 }  // namespace medlens::cli

@@ -25,6 +25,9 @@ int main(int argc, char** argv) {
   };
   reg(medlens::cli::add_info);
   reg(medlens::cli::add_convert);
+  reg(medlens::cli::add_transform);
+  reg(medlens::cli::add_corrupt);
+  reg(medlens::cli::add_synth_lesions);
 
   try {
     app.parse(argc, argv);
