@@ -3,6 +3,7 @@
 
 find_package(Threads REQUIRED)
 find_package(ZLIB REQUIRED)
+find_package(OpenSSL REQUIRED)
 find_package(nlohmann_json REQUIRED)
 find_package(spdlog REQUIRED)
 
@@ -23,7 +24,9 @@ if(NOT MEDLENS_FUZZ)
   target_include_directories(medlens_opencv SYSTEM INTERFACE ${OpenCV_INCLUDE_DIRS})
   target_link_libraries(medlens_opencv INTERFACE ${OpenCV_LIBS})
 
-  find_package(ITK 5.2 REQUIRED COMPONENTS ITKCommon ITKIOImageBase ITKIONRRD ITKIOMeta)
+  find_package(ITK 5.2 REQUIRED COMPONENTS ITKCommon ITKIOImageBase ITKIONRRD ITKIOMeta
+               ITKAnisotropicSmoothing ITKBiasCorrection ITKImageGrid ITKMetricsv4 ITKOptimizersv4
+               ITKRegistrationMethodsv4 ITKSmoothing ITKStatistics ITKThresholding ITKTransform)
   add_library(medlens_itk INTERFACE)
   target_include_directories(medlens_itk SYSTEM INTERFACE ${ITK_INCLUDE_DIRS})
   target_link_libraries(medlens_itk INTERFACE ${ITK_LIBRARIES})
