@@ -18,7 +18,7 @@ packages=(
   # tools the tests call
   dicom3tools tesseract-ocr tesseract-ocr-eng
   # oracles and peers for tests and benchmarks (never used at run time)
-  python3 python3-numpy python3-torch python3-pydicom python3-nibabel python3-skimage
+  python3 python3-numpy python3-torch python3-pydicom python3-nibabel python3-skimage python3-sklearn
   # real images shipped in Debian packages, read by tests
   mricron-data insighttoolkit5-examples
 )

@@ -15,5 +15,8 @@ Run add_convert(CLI::App& app);
 Run add_transform(CLI::App& app);
 Run add_corrupt(CLI::App& app);
 Run add_synth_lesions(CLI::App& app);
+Run add_train(CLI::App& app);
+Run add_evaluate(CLI::App& app);
+Run add_predict(CLI::App& app);
 
 }  // namespace medlens::cli

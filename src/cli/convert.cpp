@@ -14,7 +14,7 @@ Run add_convert(CLI::App& app) {
       "convert", "Convert an image: NIfTI, MetaImage, NRRD, PNG/JPEG/TIFF/BMP, DICOM file or "
                  "series folder (OUT ending in /)");
   struct Args {
-    std::string in, out, window, modality, series;
+    std::string in, out, window, modality, series, region;
     bool allow_irregular = false;
     int level = -1;
   };
@@ -27,6 +27,7 @@ Run add_convert(CLI::App& app) {
   cmd->add_flag("--allow-irregular", args->allow_irregular,
                 "Read a series with missing slices or uneven spacing anyway");
   cmd->add_option("--level", args->level, "Whole-slide input: pyramid level");
+  cmd->add_option("--region", args->region, "Whole-slide input: region X,Y,W,H in the level's pixels");
   return [args]() {
     WriteOptions w;
     if (!args->window.empty()) {
@@ -41,6 +42,13 @@ Run add_convert(CLI::App& app) {
     r.series = args->series;
     r.allow_irregular_series = args->allow_irregular;
     r.wsi_level = args->level;
+    if (!args->region.empty()) {
+      long long x = 0, y = 0, w = 0, h = 0;
+      char tail = 0;
+      if (std::sscanf(args->region.c_str(), "%lld,%lld,%lld,%lld%c", &x, &y, &w, &h, &tail) != 4 || w <= 0 || h <= 0)
+        throw UsageError("--region expects X,Y,W,H with positive W and H, got '" + args->region + "'");
+      r.wsi_region = std::array<int64_t, 4>{x, y, w, h};
+    }
     const Image image = read_image(args->in, r);
     write_image(image, args->out, w);
     std::printf("wrote %s\n", args->out.c_str());

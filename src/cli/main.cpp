@@ -28,6 +28,9 @@ int main(int argc, char** argv) {
   reg(medlens::cli::add_transform);
   reg(medlens::cli::add_corrupt);
   reg(medlens::cli::add_synth_lesions);
+  reg(medlens::cli::add_train);
+  reg(medlens::cli::add_evaluate);
+  reg(medlens::cli::add_predict);
 
   try {
     app.parse(argc, argv);

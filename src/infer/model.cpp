@@ -1,0 +1,112 @@
+#include "infer/model.h"
+
+#include <filesystem>
+
+#include "core/error.h"
+#include "nn/card.h"
+#include "nn/network.h"
+#include "nn/torchscript.h"
+#include "transforms/registry.h"
+
+namespace fs = std::filesystem;
+
+namespace medlens {
+
+struct Model::State {
+  ModelCard card;
+  std::shared_ptr<Network> network;
+  std::string dir;
+  mutable std::string hash;
+  Compose preprocessing;
+};
+
+Model Model::from_parts(ModelCard card, std::shared_ptr<Network> network, std::string dir) {
+  Model m;
+  m.state_ = std::make_shared<State>();
+  m.state_->preprocessing = load_pipeline(card.preprocessing).deterministic();
+  m.state_->card = std::move(card);
+  m.state_->network = std::move(network);
+  m.state_->dir = std::move(dir);
+  m.state_->network->eval();
+  return m;
+}
+
+Model Model::load(const std::string& dir) {
+  ModelCard card = load_card(dir);
+  const std::string weights = (fs::path(dir) / card.weights).string();
+  std::error_code ec;
+  if (!fs::exists(weights, ec)) throw InputError(dir, "bundle lacks its weights file " + card.weights);
+  std::shared_ptr<Network> net;
+  try {
+    if (card.weights_format == "torchscript") {
+      net = load_torchscript_network(weights, card.architecture);
+    } else {
+      net = make_network(card.architecture);
+      load_weights(*net, weights);
+    }
+    return from_parts(std::move(card), net, dir);
+  } catch (const UsageError& e) {
+    throw InputError(dir, std::string("invalid bundle: ") + e.what());
+  }
+}
+
+const ModelCard& Model::card() const { return state_->card; }
+const std::string& Model::directory() const { return state_->dir; }
+const std::string& Model::hash() const {
+  if (state_->hash.empty() && !state_->dir.empty()) state_->hash = bundle_hash(state_->dir);
+  return state_->hash;
+}
+std::shared_ptr<Network> Model::network() const { return state_->network; }
+const Compose& Model::preprocessing() const { return state_->preprocessing; }
+
+void Model::check_fits(const Image& image) const {
+  const ModelCard& c = state_->card;
+  const std::string src = image.metadata().source_path;
+  const std::string what = c.id() + " expects ";
+  if (c.input.dims == 2 && image.is_3d())
+    throw InputError(src, "model " + what + "2-D images; this is a 3-D volume of " + std::to_string(image.depth()) +
+                              " slices (give one slice, or use a 3-D model)");
+  if (c.input.dims == 3 && !image.is_3d())
+    throw InputError(src, "model " + what + "3-D volumes; this is a single 2-D image");
+  const std::string modality = image.metadata().modality;
+  if (!c.input.modalities.empty() && !modality.empty() &&
+      std::find(c.input.modalities.begin(), c.input.modalities.end(), modality) == c.input.modalities.end()) {
+    std::string list;
+    for (const auto& m : c.input.modalities) list += (list.empty() ? "" : "/") + m;
+    throw InputError(src, "model " + what + list + " images; this image's modality is " + modality);
+  }
+  const std::string body = image.metadata().body_part;
+  if (!c.input.body_parts.empty() && !body.empty() &&
+      std::find(c.input.body_parts.begin(), c.input.body_parts.end(), body) == c.input.body_parts.end()) {
+    std::string list;
+    for (const auto& b : c.input.body_parts) list += (list.empty() ? "" : "/") + b;
+    throw InputError(src, "model " + what + list + " images; this image shows " + body);
+  }
+}
+
+Image Model::prepared_image(const Image& image) const {
+  check_fits(image);
+  Rng rng(0);
+  Image out = state_->preprocessing(image, rng);
+  const ModelCard& c = state_->card;
+  if (out.channels() != c.input.channels)
+    throw InputError(image.metadata().source_path,
+                     "after preprocessing the image has " + std::to_string(out.channels()) + " channel(s); model " +
+                         c.id() + " expects " + std::to_string(c.input.channels));
+  if (!c.input.size.empty()) {
+    const int64_t got[3] = {out.width(), out.height(), out.depth()};
+    for (size_t a = 0; a < c.input.size.size() && a < 3; ++a)
+      if (got[a] != c.input.size[a])
+        throw InputError(image.metadata().source_path,
+                         "after preprocessing the image is " + std::to_string(out.width()) + "x" +
+                             std::to_string(out.height()) + "; model " + c.id() + " expects the size in its card");
+  }
+  return out;
+}
+
+at::Tensor Model::prepare(const Image& image) const {
+  const Image p = prepared_image(image);
+  return state_->card.input.dims == 2 ? p.voxels().select(1, 0) : p.voxels();
+}
+
+}  // namespace medlens

@@ -1,0 +1,34 @@
+// Manifests: CSV with a header `path,label[,mask][,split][,any subgroup columns]`, paths
+// relative to the manifest's folder (the CLI contract). Torch-free.
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+namespace medlens {
+
+struct ManifestRow {
+  std::string path;    ///< absolute or relative to the working folder (resolved at load)
+  std::string label;   ///< class name (may be empty for unlabelled prediction)
+  std::string mask;    ///< resolved mask path, or empty
+  std::string split;   ///< e.g. train / val / test, or empty
+  std::map<std::string, std::string> columns;  ///< every column as written, subgroups included
+};
+
+struct Manifest {
+  std::string file;                 ///< the CSV read
+  std::vector<std::string> header;  ///< column names in order
+  std::vector<ManifestRow> rows;
+
+  /// Rows whose split equals `split` (all rows when `split` is empty).
+  std::vector<ManifestRow> select(const std::string& split) const;
+  /// Distinct labels in first-seen order, or sorted when `sorted`.
+  std::vector<std::string> labels(bool sorted = true) const;
+};
+
+/// Reads a manifest. RFC 4180 quoting is accepted. Throws InputError naming the file and line
+/// for a missing header column `path`, ragged rows, or (when check_files) a missing image.
+Manifest load_manifest(const std::string& csv, bool check_files = true);
+
+}  // namespace medlens

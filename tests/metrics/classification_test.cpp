@@ -1,0 +1,117 @@
+// Classification metrics against scikit-learn on the same numbers, and the bootstrap.
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <cmath>
+#include <fstream>
+#include <random>
+
+#include "metrics/classification.h"
+#include "tools/test_util.h"
+
+namespace medlens {
+namespace {
+
+// Random 3-class probabilities that carry some signal, with ties (rounded to 2 decimals).
+void make_cases(int n, ProbRows& probs, std::vector<int>& labels, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::uniform_real_distribution<double> u(0, 1);
+  for (int i = 0; i < n; ++i) {
+    const int y = static_cast<int>(rng() % 3);
+    std::vector<double> p(3);
+    double s = 0;
+    for (int k = 0; k < 3; ++k) s += p[k] = std::round((u(rng) + (k == y ? 0.6 : 0)) * 100) / 100;
+    for (auto& v : p) v /= s;
+    probs.push_back(p);
+    labels.push_back(y);
+  }
+}
+
+TEST(ClassificationMetrics, AgreeWithScikitLearn) {
+  ProbRows probs;
+  std::vector<int> labels;
+  make_cases(300, probs, labels, 3);
+  test::TempDir tmp;
+  {
+    std::ofstream f(tmp.file("cases.txt"));
+    f.precision(17);
+    for (size_t i = 0; i < probs.size(); ++i) f << labels[i] << " " << probs[i][0] << " " << probs[i][1] << " " << probs[i][2] << "\n";
+  }
+  const auto r = test::run_oracle("sklearn_metrics.py", {tmp.file("cases.txt")});
+  const auto want = nlohmann::json::parse(r.output);
+  std::vector<double> s;
+  std::vector<bool> t;
+  std::vector<int> pred;
+  for (size_t i = 0; i < probs.size(); ++i) {
+    s.push_back(probs[i][2]);
+    t.push_back(labels[i] == 2);
+    pred.push_back(static_cast<int>(std::max_element(probs[i].begin(), probs[i].end()) - probs[i].begin()));
+  }
+  EXPECT_NEAR(roc_auc(s, t), want["auc_last"].get<double>(), 1e-12);
+  EXPECT_NEAR(auc_ovr_macro(probs, labels, 3), want["auc_ovr_macro"].get<double>(), 1e-12);
+  EXPECT_NEAR(accuracy(labels, pred), want["accuracy"].get<double>(), 1e-12);
+  EXPECT_NEAR(balanced_accuracy(labels, pred, 3), want["balanced_accuracy"].get<double>(), 1e-12);
+  EXPECT_NEAR(macro_f1(labels, pred, 3), want["macro_f1"].get<double>(), 1e-12);
+  EXPECT_NEAR(brier(probs, labels), want["brier"].get<double>(), 1e-12);
+}
+
+TEST(ClassificationMetrics, EdgeCases) {
+  EXPECT_TRUE(std::isnan(roc_auc({0.1, 0.9}, {true, true})));
+  EXPECT_DOUBLE_EQ(roc_auc({0.1, 0.2, 0.8, 0.9}, {false, false, true, true}), 1.0);
+  EXPECT_DOUBLE_EQ(roc_auc({0.5, 0.5}, {false, true}), 0.5);
+  const auto cm = confusion_matrix({0, 1, 1, 2}, {0, 1, 2, 2}, 3);
+  EXPECT_EQ(cm[1][2], 1);
+  EXPECT_EQ(cm[2][2], 1);
+}
+
+TEST(Calibration, EceIsTheWeightedGapBetweenConfidenceAndAccuracy) {
+  // Ten cases at confidence 0.9, of which 6 right: ECE = |0.6 - 0.9| = 0.3.
+  ProbRows probs(10, {0.9, 0.1});
+  std::vector<int> labels = {0, 0, 0, 0, 0, 0, 1, 1, 1, 1};
+  const Calibration c = calibration(probs, labels, 10);
+  EXPECT_NEAR(c.ece, 0.3, 1e-12);
+  EXPECT_NEAR(c.mce, 0.3, 1e-12);
+}
+
+TEST(Bootstrap, IntervalBracketsTheEstimateAndNarrowsWithMoreCases) {
+  ProbRows small_p, big_p;
+  std::vector<int> small_y, big_y;
+  make_cases(60, small_p, small_y, 5);
+  make_cases(2000, big_p, big_y, 5);
+  auto width = [](const ProbRows& p, const std::vector<int>& y) {
+    const Interval ci = bootstrap(
+        [&](const std::vector<size_t>& idx) {
+          ProbRows pp;
+          std::vector<int> yy;
+          for (size_t i : idx) pp.push_back(p[i]), yy.push_back(y[i]);
+          return auc_ovr_macro(pp, yy, 3);
+        },
+        p.size(), 400, 1);
+    EXPECT_LE(ci.lo, ci.value);
+    EXPECT_GE(ci.hi, ci.value);
+    return ci.hi - ci.lo;
+  };
+  EXPECT_GT(width(small_p, small_y), 2 * width(big_p, big_y));
+}
+
+TEST(ClassificationReport, HasEveryMetricWithCis) {
+  ProbRows probs;
+  std::vector<int> labels;
+  make_cases(120, probs, labels, 9);
+  ClassificationReportOptions o;
+  o.classes = {"normal", "benign", "malignant"};
+  o.positive_class = "malignant";
+  o.bootstrap_rounds = 200;
+  const auto j = classification_report(probs, labels, o);
+  for (const char* k : {"accuracy", "balanced_accuracy", "auc", "auc_ovr_macro", "sensitivity", "specificity", "macro_f1",
+                        "brier", "ece"}) {
+    ASSERT_TRUE(j.contains(k)) << k;
+    EXPECT_LE(j[k]["ci95"][0].get<double>(), j[k]["value"].get<double>() + 1e-12) << k;
+    EXPECT_GE(j[k]["ci95"][1].get<double>(), j[k]["value"].get<double>() - 1e-12) << k;
+  }
+  EXPECT_EQ(j["n"], 120);
+  EXPECT_EQ(j["confusion_matrix"].size(), 3u);
+}
+
+}  // namespace
+}  // namespace medlens

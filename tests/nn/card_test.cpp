@@ -1,0 +1,72 @@
+// Model cards: parse, validate, round-trip, keep unknown keys.
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+#include "core/error.h"
+#include "nn/card.h"
+#include "tools/test_util.h"
+
+namespace medlens {
+namespace {
+
+nlohmann::json minimal() {
+  return {{"name", "m"}, {"version", "1.2.0"}, {"task", "classify"}, {"classes", {"normal", "pneumonia"}},
+          {"architecture", {{"name", "resnet"}}}};
+}
+
+TEST(ModelCard, RoundTripsEveryFieldAndKeepsUnknownKeys) {
+  nlohmann::json j = minimal();
+  j["positive_class"] = "pneumonia";
+  j["input"] = {{"dims", 2}, {"channels", 1}, {"size", {28, 28}}, {"modalities", {"CR", "DX"}}};
+  j["calibration"] = {{"temperature", 1.7}};
+  j["thresholds"] = {{"operating_point", 0.42}};
+  j["limitations"] = {"paediatric only"};
+  j["site_notes"] = "kept";
+  const ModelCard c = ModelCard::from_json(j);
+  EXPECT_EQ(c.id(), "m@1.2.0");
+  EXPECT_EQ(c.class_index("pneumonia"), 1);
+  EXPECT_DOUBLE_EQ(c.temperature, 1.7);
+  EXPECT_EQ(c.input.modalities, (std::vector<std::string>{"CR", "DX"}));
+  const ModelCard again = ModelCard::from_json(c.to_json());
+  EXPECT_EQ(again.to_json(), c.to_json());
+  EXPECT_EQ(again.to_json()["site_notes"], "kept");
+  EXPECT_THROW(c.class_index("covid"), UsageError);
+}
+
+TEST(ModelCard, RejectsWhatLaterStagesCannotUse) {
+  for (const char* drop : {"name", "version", "task", "classes", "architecture"}) {
+    nlohmann::json j = minimal();
+    j.erase(drop);
+    EXPECT_THROW(ModelCard::from_json(j), UsageError) << drop;
+  }
+  nlohmann::json j = minimal();
+  j["task"] = "regress";
+  EXPECT_THROW(ModelCard::from_json(j), UsageError);
+  j = minimal();
+  j["weights"] = "../../etc/passwd";
+  EXPECT_THROW(ModelCard::from_json(j), UsageError);
+  j = minimal();
+  j["calibration"] = {{"temperature", -1}};
+  EXPECT_THROW(ModelCard::from_json(j), UsageError);
+  j = minimal();
+  j["positive_class"] = "covid";
+  EXPECT_THROW(ModelCard::from_json(j), UsageError);
+}
+
+TEST(ModelCard, LoadNamesTheFileOnError) {
+  test::TempDir tmp;
+  EXPECT_THROW(load_card(tmp.path().string()), InputError);
+  std::ofstream(tmp.file("card.json")) << "{\"name\": 3";
+  try {
+    load_card(tmp.path().string());
+    ADD_FAILURE();
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("card.json"), std::string::npos);
+  }
+  save_card(ModelCard::from_json(minimal()), tmp.path().string());
+  EXPECT_EQ(load_card(tmp.path().string()).name, "m");
+}
+
+}  // namespace
+}  // namespace medlens
