@@ -18,5 +18,6 @@ Run add_synth_lesions(CLI::App& app);
 Run add_train(CLI::App& app);
 Run add_evaluate(CLI::App& app);
 Run add_predict(CLI::App& app);
+Run add_analyze(CLI::App& app);
 
 }  // namespace medlens::cli

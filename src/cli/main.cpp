@@ -31,6 +31,7 @@ int main(int argc, char** argv) {
   reg(medlens::cli::add_train);
   reg(medlens::cli::add_evaluate);
   reg(medlens::cli::add_predict);
+  reg(medlens::cli::add_analyze);
 
   try {
     app.parse(argc, argv);

@@ -26,6 +26,7 @@
 #include "nn/network.h"
 #include "nn/unet.h"
 #include "plot/plot.h"
+#include "quality/quality.h"
 #include "io/manifest.h"
 #include "transforms/registry.h"
 
@@ -640,6 +641,11 @@ TrainResult train_model(const TrainOptions& o) {
   }
   card.preprocessing = prep.params();
   card.architecture = net->architecture();
+  // What the training inputs look like, so inference can tell an image that is far noisier or
+  // blurrier than anything the model learned from.
+  std::vector<std::map<std::string, double>> features;
+  for (int64_t i = 0; i < train.x.size(0); ++i) features.push_back(quality_features(train.x[i]));
+  card.ood["quality"] = quality_reference(features);
   card.intended_use = o.card.value("intended_use", "");
   card.limitations = o.card.value("limitations", std::vector<std::string>{});
   card.explanation = o.card.value("explanation", nlohmann::json{{"method", "gradcam"}, {"layer", net->default_cam_layer()}});

@@ -660,4 +660,44 @@ void register_spatial(TransformRegistry& r) {
   });
 }
 
+Image resample_onto(const Image& image, const Shape& shape, const Geometry& geometry, bool nearest) {
+  // Index positions in `image` of every output voxel centre: idx = M^-1 (p - o), where the
+  // output's p = o' + D' S' i'. Both maps are affine, so compose them once.
+  const Geometry& g = image.geometry();
+  auto to_index = [&](const Vec3& i) { return g.lps_to_index(geometry.index_to_lps(i)); };
+  const Vec3 base = to_index({0, 0, 0});
+  Vec3 step[3];
+  for (int a = 0; a < 3; ++a) {
+    Vec3 e{0, 0, 0};
+    e[a] = 1;
+    const Vec3 p = to_index(e);
+    step[a] = {p[0] - base[0], p[1] - base[1], p[2] - base[2]};
+  }
+  const bool flat = image.depth() == 1 && shape.z == 1;
+  const auto opts = at::TensorOptions().dtype(at::kDouble);
+  const at::Tensor zi = at::arange(shape.z, opts).view({shape.z, 1, 1});
+  const at::Tensor yi = at::arange(shape.y, opts).view({1, shape.y, 1});
+  const at::Tensor xi = at::arange(shape.x, opts).view({1, 1, shape.x});
+  std::vector<at::Tensor> comps;
+  const int64_t sizes[3] = {image.width(), image.height(), image.depth()};
+  for (int c = 0; c < (flat ? 2 : 3); ++c) {
+    // Normalised grid_sample coordinates (align_corners=true): -1 + 2 idx / (n - 1); an axis of
+    // one voxel is either on it (0) or outside (2).
+    at::Tensor idx = base[c] + xi * step[0][c] + yi * step[1][c] + zi * step[2][c];
+    if (sizes[c] > 1) comps.push_back(-1.0 + 2.0 * idx / static_cast<double>(sizes[c] - 1));
+    else comps.push_back(at::where(idx.abs() < 0.5, at::zeros_like(idx), at::full_like(idx, 2.0)));
+  }
+  const int64_t mode = nearest ? 1 : 0;  // grid_sampler: 0 bilinear, 1 nearest
+  at::Tensor out;
+  if (flat) {
+    at::Tensor grid = at::stack({comps[0], comps[1]}, -1).select(0, 0).unsqueeze(0).to(at::kFloat);  // (1,H,W,2)
+    out = at::grid_sampler(image.voxels().select(1, 0).unsqueeze(0), grid, mode, 0, true)
+              .squeeze(0).unsqueeze(1);
+  } else {
+    at::Tensor grid = at::stack(comps, -1).unsqueeze(0).to(at::kFloat);  // (1,D,H,W,3)
+    out = at::grid_sampler(image.voxels().unsqueeze(0), grid, mode, 0, true).squeeze(0);
+  }
+  return Image(out.contiguous(), geometry, image.metadata());
+}
+
 }  // namespace medlens

@@ -96,6 +96,13 @@ TransformPtr make_foreground_crop(const ForegroundCropOptions& options);
 /// InputError.
 TransformPtr make_grey();
 
+/// `image` resampled onto another grid (`shape` and `geometry`, e.g. a reference image's) by
+/// LPS position: each output voxel takes the image's value at the same point in the patient
+/// (trilinear, or nearest for labels; 0 outside). Used to bring a map computed on a network's
+/// input grid back to the original image, and to stack co-registered modalities on one grid.
+/// 2-D images map to 2-D grids (the z coordinate must agree within half a slice).
+Image resample_onto(const Image& image, const Shape& shape, const Geometry& geometry, bool nearest = false);
+
 /// One channel repeated `n` times (e.g. grey to 3 channels for an ImageNet backbone). Images that
 /// already have n channels pass unchanged; others are an InputError.
 TransformPtr make_repeat_channels(int64_t n = 3);

@@ -1,0 +1,130 @@
+#include "quality/quality.h"
+
+#include <ATen/ATen.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+
+namespace medlens {
+namespace {
+
+// Robust noise SD (Donoho): median absolute finest diagonal Haar detail / 0.6745, over the
+// last two axes of every channel and slice.
+double noise_sd(const at::Tensor& x) {
+  const int64_t h = x.size(-2) / 2 * 2, w = x.size(-1) / 2 * 2;
+  if (h < 2 || w < 2) return 0;
+  const at::Tensor t = x.narrow(-2, 0, h).narrow(-1, 0, w);
+  const at::Tensor a = t.slice(-2, 0, h, 2).slice(-1, 0, w, 2), b = t.slice(-2, 0, h, 2).slice(-1, 1, w, 2);
+  const at::Tensor c = t.slice(-2, 1, h, 2).slice(-1, 0, w, 2), d = t.slice(-2, 1, h, 2).slice(-1, 1, w, 2);
+  const at::Tensor hh = (a - b - c + d) / 2;
+  return hh.abs().flatten().median().item<double>() / 0.6745;
+}
+
+std::string fmt(double v) {
+  char b[32];
+  std::snprintf(b, sizeof b, "%.3g", v);
+  return b;
+}
+
+}  // namespace
+
+bool QualityReport::ok() const {
+  return std::all_of(checks.begin(), checks.end(), [](const QualityCheck& c) { return c.passed; });
+}
+
+std::map<std::string, double> quality_features(const at::Tensor& prepared) {
+  const at::Tensor x = prepared.to(at::kFloat);
+  const double sd = x.std().item<double>();
+  // 2-D Laplacian over the last two axes (slices of volumes alike).
+  const at::Tensor p = x.flatten(0, x.dim() - 3).unsqueeze(1);
+  const at::Tensor k = at::tensor({0.f, 1.f, 0.f, 1.f, -4.f, 1.f, 0.f, 1.f, 0.f}).view({1, 1, 3, 3});
+  const double lap = at::conv2d(p, k).abs().mean().item<double>();
+  return {{"noise", noise_sd(x)}, {"sharpness", sd > 0 ? lap / sd : 0.0}, {"dynamic_range", sd}};
+}
+
+nlohmann::json quality_reference(const std::vector<std::map<std::string, double>>& features) {
+  nlohmann::json out = nlohmann::json::object();
+  if (features.empty()) return out;
+  for (const auto& [name, unused] : features.front()) {
+    std::vector<double> v;
+    for (const auto& f : features) v.push_back(f.at(name));
+    std::sort(v.begin(), v.end());
+    auto q = [&](double p) { return v[std::min(v.size() - 1, static_cast<size_t>(p * static_cast<double>(v.size() - 1) + 0.5))]; };
+    out[name] = {{"q01", q(0.01)}, {"q50", q(0.5)}, {"q99", q(0.99)}};
+  }
+  return out;
+}
+
+QualityReport assess_quality(const Image& image, const Model& model) {
+  QualityReport r;
+  const at::Tensor x = model.prepare(image);
+  const auto f = quality_features(x);
+  const nlohmann::json ref = model.card().ood.value("quality", nlohmann::json::object());
+  // Tolerances beyond the training range: generous, so ordinary variation is never flagged.
+  auto check = [&](const std::string& name, bool high_is_bad, double factor, const std::string& what) {
+    QualityCheck c{name, f.at(name), true, ""};
+    if (ref.contains(name)) {
+      const double q = ref[name][high_is_bad ? "q99" : "q01"].get<double>();
+      const double limit = high_is_bad ? q * factor : q / factor;
+      if (high_is_bad ? c.value > limit : c.value < limit) {
+        c.passed = false;
+        c.reason = what + " (" + fmt(c.value) + ", training images " + (high_is_bad ? "up to " : "down to ") + fmt(q) + ")";
+      }
+    }
+    r.checks.push_back(c);
+  };
+  QualityCheck range{"dynamic_range", f.at("dynamic_range"), true, ""};
+  const auto [lo, hi] = value_range(image);
+  if (!(hi > lo)) {
+    range.passed = false;
+    range.reason = "the image is blank (every voxel has the same value)";
+  }
+  r.checks.push_back(range);
+  check("noise", true, 1.5, "the image is much noisier than the images this model was trained and tested on");
+  check("sharpness", false, 1.5, "the image is much blurrier than the images this model was trained and tested on");
+  return r;
+}
+
+void apply_quality(const QualityReport& report, Prediction& p) {
+  for (const auto& c : report.checks) {
+    p.quality[c.name] = c.value;
+    if (!c.passed) {
+      p.status = "inconclusive";
+      p.reasons.push_back(c.reason);
+      p.quality_flags.push_back(c.name);
+    }
+  }
+}
+
+void apply_abstention(const ModelCard& card, Prediction& p) {
+  const nlohmann::json rules = card.thresholds.value("abstain", nlohmann::json::object());
+  if (rules.empty()) return;
+  const double confidence = *std::max_element(p.probabilities.begin(), p.probabilities.end());
+  if (rules.contains("min_confidence") && confidence < rules["min_confidence"].get<double>()) {
+    p.status = "inconclusive";
+    p.reasons.push_back("the model is not confident enough (" + fmt(confidence) + " below the " +
+                        fmt(rules["min_confidence"].get<double>()) + " chosen on validation)");
+  }
+  if (rules.contains("max_entropy") && p.entropy > rules["max_entropy"].get<double>()) {
+    p.status = "inconclusive";
+    p.reasons.push_back("the prediction is too uncertain (entropy " + fmt(p.entropy) + ")");
+  }
+  if (rules.contains("max_mutual_information") && p.passes > 1 &&
+      p.mutual_information > rules["max_mutual_information"].get<double>()) {
+    p.status = "inconclusive";
+    p.reasons.push_back("repeated passes disagree (mutual information " + fmt(p.mutual_information) + ")");
+  }
+}
+
+nlohmann::json quality_json(const QualityReport& report) {
+  nlohmann::json checks = nlohmann::json::array();
+  for (const auto& c : report.checks) {
+    nlohmann::json j = {{"name", c.name}, {"value", c.value}, {"passed", c.passed}};
+    if (!c.passed) j["reason"] = c.reason;
+    checks.push_back(j);
+  }
+  return {{"ok", report.ok()}, {"checks", checks}};
+}
+
+}  // namespace medlens

@@ -1,0 +1,51 @@
+// Is this image fit to judge? Checks before any answer is trusted: the input fits the model
+// (Model::check_fits refuses outright), and measurements of the image as the network sees it
+// (noise, sharpness, dynamic range) compared with what the model met in training, recorded in
+// its card. A failed check turns the result "inconclusive" with a plain-language reason.
+#pragma once
+
+#include <map>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "infer/model.h"
+#include "infer/predict.h"
+
+namespace medlens {
+
+struct QualityCheck {
+  std::string name;    ///< noise, sharpness, dynamic-range, ...
+  double value = 0;    ///< the measurement
+  bool passed = true;
+  std::string reason;  ///< plain language, when it failed
+};
+
+struct QualityReport {
+  std::vector<QualityCheck> checks;
+  bool ok() const;
+};
+
+/// Measurements on a preprocessed input ((C,[D,]H,W) float tensor): "noise" (robust noise SD
+/// from the finest wavelet details, in the input's units), "sharpness" (mean absolute
+/// Laplacian / value SD), "dynamic_range" (value SD).
+std::map<std::string, double> quality_features(const at::Tensor& prepared);
+
+/// Per-feature quantiles (q01, q50, q99) over a training set, for the card's "ood.quality".
+nlohmann::json quality_reference(const std::vector<std::map<std::string, double>>& features);
+
+/// Checks an image against the card's quality reference (checks without a reference are
+/// measured and reported, not judged).
+QualityReport assess_quality(const Image& image, const Model& model);
+
+/// Copies the measurements into the prediction and, when a check failed, sets its status to
+/// "inconclusive" with the checks' reasons.
+void apply_quality(const QualityReport& report, Prediction& prediction);
+
+/// The card's abstention rules (thresholds.abstain: min_confidence, max_entropy,
+/// max_mutual_information), applied to a prediction: status "inconclusive" with the reason.
+void apply_abstention(const ModelCard& card, Prediction& prediction);
+
+nlohmann::json quality_json(const QualityReport& report);
+
+}  // namespace medlens
