@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "io/file_util.h"
+#include "nn/ensemble.h"
 #include "nn/resnet.h"
 #include "nn/unet.h"
 #include "transforms/params.h"
@@ -29,6 +30,13 @@ NetworkPtr make_network(const nlohmann::json& a) {
   nlohmann::json params = a;
   params.erase("name");
   ParamReader p(name, params);
+  if (name == "ensemble") {
+    if (!params.contains("members") || !params["members"].is_array() || params["members"].empty())
+      throw UsageError("ensemble needs a non-empty \"members\" list");
+    std::vector<NetworkPtr> members;
+    for (const auto& m : params["members"]) members.push_back(make_network(m));
+    return std::make_shared<Ensemble>(members);
+  }
   if (name == "resnet") {
     ResNetOptions o(p.integer("in_channels", 1), p.integer("num_classes", 2));
     o.dims(p.integer("dims", 2));

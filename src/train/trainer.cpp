@@ -23,6 +23,7 @@
 #include "metrics/classification.h"
 #include "metrics/segmentation.h"
 #include "nn/card.h"
+#include "nn/ensemble.h"
 #include "nn/network.h"
 #include "nn/unet.h"
 #include "plot/plot.h"
@@ -44,7 +45,7 @@ TrainOptions TrainOptions::from_json(const nlohmann::json& j) {
       "manifest", "out", "task", "arch", "architecture", "train_split", "val_split", "val_fraction",
       "folds", "fold", "preprocessing", "augmentation", "epochs", "batch_size", "lr", "weight_decay",
       "schedule", "balance", "label_smoothing", "patience", "seed", "resume", "max_steps",
-      "bootstrap_rounds", "quiet", "card", "monitor"};
+      "bootstrap_rounds", "quiet", "card", "monitor", "members"};
   for (auto it = j.begin(); it != j.end(); ++it)
     if (std::find(known.begin(), known.end(), it.key()) == known.end())
       throw UsageError("training config has no key '" + it.key() + "'");
@@ -83,6 +84,7 @@ TrainOptions TrainOptions::from_json(const nlohmann::json& j) {
   get("quiet", o.quiet);
   get("card", o.card);
   get("monitor", o.monitor);
+  get("members", o.members);
   return o;
 }
 
@@ -93,7 +95,8 @@ nlohmann::json TrainOptions::to_json() const {
           {"epochs", epochs}, {"batch_size", batch_size}, {"lr", lr}, {"weight_decay", weight_decay},
           {"schedule", schedule}, {"balance", balance}, {"label_smoothing", label_smoothing},
           {"patience", patience}, {"seed", seed}, {"max_steps", max_steps},
-          {"bootstrap_rounds", bootstrap_rounds}, {"card", card}, {"monitor", monitor}};
+          {"bootstrap_rounds", bootstrap_rounds}, {"card", card}, {"monitor", monitor},
+          {"members", members}};
 }
 
 namespace {
@@ -381,22 +384,30 @@ double choose_threshold(const ProbRows& probs, const std::vector<int>& labels, i
   return best;
 }
 
-void write_curves(const std::string& out, const std::vector<EpochLog>& h, const std::string& metric) {
+void write_curves(const std::string& out, const std::vector<std::vector<EpochLog>>& members, const std::string& metric) {
   std::ofstream csv(out + "/metrics.csv");
-  csv << "epoch,train_loss,val_loss,val_" << metric << ",lr,seconds\n";
-  Series tl{"train loss", {}, {}}, vl{"val loss", {}, {}}, vm{"val " + metric, {}, {}};
-  for (const auto& e : h) {
-    csv << e.epoch << "," << e.train_loss << "," << e.val_loss << "," << e.val_metric << "," << e.lr << "," << e.seconds << "\n";
-    tl.x.push_back(e.epoch), tl.y.push_back(e.train_loss);
-    vl.x.push_back(e.epoch), vl.y.push_back(e.val_loss);
-    vm.x.push_back(e.epoch), vm.y.push_back(e.val_metric);
+  csv << "member,epoch,train_loss,val_loss,val_" << metric << ",lr,seconds\n";
+  std::vector<Series> series;
+  for (size_t m = 0; m < members.size(); ++m) {
+    const std::string tag = members.size() > 1 ? " (member " + std::to_string(m) + ")" : "";
+    Series tl{"train loss" + tag, {}, {}}, vl{"val loss" + tag, {}, {}}, vm{"val " + metric + tag, {}, {}};
+    for (const auto& e : members[m]) {
+      csv << m << "," << e.epoch << "," << e.train_loss << "," << e.val_loss << "," << e.val_metric << "," << e.lr << ","
+          << e.seconds << "\n";
+      tl.x.push_back(e.epoch), tl.y.push_back(e.train_loss);
+      vl.x.push_back(e.epoch), vl.y.push_back(e.val_loss);
+      vm.x.push_back(e.epoch), vm.y.push_back(e.val_metric);
+    }
+    if (members[m].empty()) continue;
+    if (members.size() == 1) series.push_back(tl), series.push_back(vl);
+    series.push_back(vm);
   }
-  if (h.empty()) return;
+  if (series.empty()) return;
   PlotOptions p;
   p.title = "Training curve";
   p.x_label = "epoch";
-  p.y_label = "loss / " + metric;
-  write_line_plot(out + "/training_curve.png", {tl, vl, vm}, p);
+  p.y_label = members.size() == 1 ? "loss / " + metric : "val " + metric;
+  write_line_plot(out + "/training_curve.png", series, p);
 }
 
 }  // namespace
@@ -435,7 +446,6 @@ TrainResult train_model(const TrainOptions& o) {
   nlohmann::json arch = preset_architecture(o.arch, dims, channels, K);
   for (auto it = o.architecture.begin(); o.architecture.is_object() && it != o.architecture.end(); ++it)
     arch[it.key()] = it.value();
-  NetworkPtr net = make_network(arch);
   const std::string monitor = o.monitor != "auto" ? o.monitor
                               : segment           ? "dice"
                               : K == 2            ? "auc"
@@ -457,160 +467,178 @@ TrainResult train_model(const TrainOptions& o) {
     class_weight = at::tensor(w);
   }
 
-  torch::optim::AdamW opt(net->parameters(), torch::optim::AdamWOptions(o.lr).weight_decay(o.weight_decay));
+  // One member: train with its own seed and checkpoint folder, leave its best epoch in `net`.
+  // Ensembles train several members independently (diversity is the point) and average them.
+  fs::create_directories(o.out);
   const int64_t n = train.x.size(0);
   const int64_t per_epoch = (n + o.batch_size - 1) / o.batch_size;
   const int64_t total_steps = per_epoch * o.epochs;
-  fs::create_directories(o.out);
-  const std::string ckpt_dir = (fs::path(o.out) / "checkpoint").string();
-  fs::create_directories(ckpt_dir);
-
-  Checkpoint state;
-  std::map<std::string, at::Tensor> best_weights;
-  if (o.resume && fs::exists(ckpt_dir + "/meta.json")) {
-    // Best weights first: building the scratch network draws from the generator, whose state
-    // the checkpoint then restores.
-    if (fs::exists(ckpt_dir + "/best.pt")) {
-      NetworkPtr tmp = make_network(arch);
-      load_weights(*tmp, ckpt_dir + "/best.pt");
-      for (const auto& p : tmp->named_parameters()) best_weights[p.key()] = p.value().detach().clone();
-      for (const auto& b : tmp->named_buffers()) best_weights[b.key()] = b.value().detach().clone();
-    }
-    load_checkpoint(ckpt_dir, *net, opt, state);
-    log::info("resuming " + o.out + " after epoch " + std::to_string(state.epoch));
-  }
-  Progress progress(o.quiet);
-  const auto t_start = std::chrono::steady_clock::now();
-  int64_t steps_this_run = 0;
   bool stop = false;
-  for (int epoch = state.epoch + 1; epoch <= o.epochs && !stop; ++epoch) {
-    const auto t_epoch = std::chrono::steady_clock::now();
-    // Order: a seeded shuffle, or balanced sampling (each class equally likely) per epoch.
-    std::mt19937_64 order_rng(o.seed * 1000003ULL + static_cast<uint64_t>(epoch));
-    std::vector<int64_t> order(static_cast<size_t>(n));
-    if (o.balance == "sampler" && !segment) {
-      std::vector<std::vector<int64_t>> by_class(K);
-      const auto yl = labels_of(train.y);
-      for (int64_t i = 0; i < n; ++i) by_class[yl[i]].push_back(i);
-      std::uniform_int_distribution<int> pick_class(0, K - 1);
-      for (auto& i : order) {
-        int c;
-        do c = pick_class(order_rng);
-        while (by_class[c].empty());
-        i = by_class[c][std::uniform_int_distribution<size_t>(0, by_class[c].size() - 1)(order_rng)];
-      }
-    } else {
-      std::iota(order.begin(), order.end(), 0);
-      std::shuffle(order.begin(), order.end(), order_rng);
-    }
-    net->train();
-    double loss_sum = 0;
-    int64_t batches = 0;
-    for (int64_t b = 0; b < per_epoch; ++b) {
-      const int64_t lo = b * o.batch_size, hi = std::min(n, lo + o.batch_size);
-      std::vector<at::Tensor> xs, ys;
-      for (int64_t k = lo; k < hi; ++k) {
-        const int64_t i = order[static_cast<size_t>(k)];
-        at::Tensor xi = train.x[i], yi = train.y[i];
-        if (!augment.steps().empty()) {
-          // Each sample's augmentation has its own seed: reproducible whatever the batch.
-          Rng rng(o.seed ^ (static_cast<uint64_t>(epoch) << 32) ^ static_cast<uint64_t>(k) * 0x9E3779B97F4A7C15ULL);
-          Sample s{Image(dims == 2 ? xi.unsqueeze(1) : xi, train.geometry[i], Metadata{}), std::nullopt};
-          if (segment)
-            s.label = Image((dims == 2 ? yi.unsqueeze(0) : yi).unsqueeze(0).to(at::kFloat), train.geometry[i], Metadata{});
-          s = augment.apply(std::move(s), rng);
-          xi = dims == 2 ? s.image.voxels().select(1, 0) : s.image.voxels();
-          if (segment) {
-            at::Tensor l = s.label->voxels()[0].round().to(at::kLong);
-            yi = dims == 2 ? l.select(0, 0) : l;
-          }
-        }
-        xs.push_back(xi);
-        ys.push_back(yi);
-      }
-      const at::Tensor x = at::stack(xs), y = at::stack(ys);
-      const double lr = lr_at(o, state.steps, total_steps, per_epoch);
-      for (auto& group : opt.param_groups()) static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
-      opt.zero_grad();
-      at::Tensor loss;
-      if (segment) {
-        auto* unet = dynamic_cast<UNet*>(net.get());
-        std::vector<at::Tensor> outs = unet ? unet->forward_deep(x) : std::vector<at::Tensor>{net->forward(x)};
-        // Deep supervision: coarser heads see a nearest-downsampled target, weights halving.
-        double wsum = 0;
-        for (size_t level = 0; level < outs.size(); ++level) {
-          at::Tensor target = y;
-          if (outs[level].sizes().slice(2) != y.sizes().slice(1)) {
-            std::vector<int64_t> size(outs[level].sizes().slice(2).begin(), outs[level].sizes().slice(2).end());
-            at::Tensor t = y.unsqueeze(1).to(at::kFloat);
-            t = dims == 2 ? at::upsample_nearest2d(t, size) : at::upsample_nearest3d(t, size);
-            target = t.squeeze(1).to(at::kLong);
-          }
-          const double w = 1.0 / static_cast<double>(1 << level);
-          at::Tensor l = at::cross_entropy_loss(outs[level], target) + soft_dice_loss(outs[level], target);
-          loss = level == 0 ? l * w : loss + l * w;
-          wsum += w;
-        }
-        loss = loss / wsum;
-      } else {
-        loss = at::cross_entropy_loss(net->forward(x), y, class_weight.defined() ? c10::optional<at::Tensor>(class_weight)
-                                                                                  : c10::nullopt,
-                                      at::Reduction::Mean, -100, o.label_smoothing);
-      }
-      loss.backward();
-      opt.step();
-      loss_sum += loss.item<double>();
-      ++batches;
-      ++state.steps;
-      ++steps_this_run;
-      const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
-      const double eta = elapsed / static_cast<double>(steps_this_run) *
-                         static_cast<double>(total_steps - state.steps);
-      progress.step(epoch, o.epochs, b + 1, per_epoch, loss_sum / static_cast<double>(batches), eta);
-      if (o.max_steps > 0 && state.steps >= o.max_steps) {
-        stop = true;
-        break;
-      }
-    }
-    const ValOutput v = run_validation(*net, val, o.batch_size);
-    EpochLog e;
-    e.epoch = epoch;
-    e.train_loss = loss_sum / static_cast<double>(std::max<int64_t>(1, batches));
-    e.val_loss = v.loss;
-    e.val_metric = monitor_value(monitor, v.logits, val.y, v.loss, positive, K);
-    e.lr = lr_at(o, state.steps, total_steps, per_epoch);
-    e.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_epoch).count();
-    state.history.push_back(e);
-    state.epoch = epoch;
-    const bool improved = !std::isnan(e.val_metric) && e.val_metric > state.best_metric;
-    if (improved) {
-      state.best_metric = e.val_metric;
-      state.best_epoch = epoch;
-      state.since_best = 0;
-      best_weights.clear();
-      for (const auto& p : net->named_parameters()) best_weights[p.key()] = p.value().detach().clone();
-      for (const auto& b : net->named_buffers()) best_weights[b.key()] = b.value().detach().clone();
-      save_weights(*net, ckpt_dir + "/best.pt", false);
-    } else {
-      ++state.since_best;
-    }
-    const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
-    progress.epoch_end(e, o.epochs, monitor, improved,
-                       elapsed / static_cast<double>(std::max<int64_t>(1, steps_this_run)) *
-                           static_cast<double>(total_steps - state.steps));
-    save_checkpoint(ckpt_dir, *net, opt, state, o.to_json());
-    if (state.since_best >= o.patience) {
-      log::info("early stop: no improvement in " + std::to_string(o.patience) + " epochs");
-      stop = true;
-    }
-  }
+  auto run_member = [&](NetworkPtr net, uint64_t seed, const std::string& ckpt_dir) -> Checkpoint {
+    torch::optim::AdamW opt(net->parameters(), torch::optim::AdamWOptions(o.lr).weight_decay(o.weight_decay));
+    fs::create_directories(ckpt_dir);
 
-  // Restore the best epoch, store it as float16 and evaluate exactly what is shipped.
-  if (!best_weights.empty()) {
-    torch::NoGradGuard no_grad;
-    for (auto& p : net->named_parameters()) p.value().copy_(best_weights.at(p.key()));
-    for (auto& b : net->named_buffers()) b.value().copy_(best_weights.at(b.key()));
+    Checkpoint state;
+    std::map<std::string, at::Tensor> best_weights;
+    if (o.resume && fs::exists(ckpt_dir + "/meta.json")) {
+      // Best weights first: building the scratch network draws from the generator, whose state
+      // the checkpoint then restores.
+      if (fs::exists(ckpt_dir + "/best.pt")) {
+        NetworkPtr tmp = make_network(arch);
+        load_weights(*tmp, ckpt_dir + "/best.pt");
+        for (const auto& p : tmp->named_parameters()) best_weights[p.key()] = p.value().detach().clone();
+        for (const auto& b : tmp->named_buffers()) best_weights[b.key()] = b.value().detach().clone();
+      }
+      load_checkpoint(ckpt_dir, *net, opt, state);
+      log::info("resuming " + o.out + " after epoch " + std::to_string(state.epoch));
+    }
+    Progress progress(o.quiet);
+    const auto t_start = std::chrono::steady_clock::now();
+    int64_t steps_this_run = 0;
+    bool early_stopped = false;  // patience is per member; `stop` (max_steps) ends the run
+    for (int epoch = state.epoch + 1; epoch <= o.epochs && !stop && !early_stopped; ++epoch) {
+      const auto t_epoch = std::chrono::steady_clock::now();
+      // Order: a seeded shuffle, or balanced sampling (each class equally likely) per epoch.
+      std::mt19937_64 order_rng(seed * 1000003ULL + static_cast<uint64_t>(epoch));
+      std::vector<int64_t> order(static_cast<size_t>(n));
+      if (o.balance == "sampler" && !segment) {
+        std::vector<std::vector<int64_t>> by_class(K);
+        const auto yl = labels_of(train.y);
+        for (int64_t i = 0; i < n; ++i) by_class[yl[i]].push_back(i);
+        std::uniform_int_distribution<int> pick_class(0, K - 1);
+        for (auto& i : order) {
+          int c;
+          do c = pick_class(order_rng);
+          while (by_class[c].empty());
+          i = by_class[c][std::uniform_int_distribution<size_t>(0, by_class[c].size() - 1)(order_rng)];
+        }
+      } else {
+        std::iota(order.begin(), order.end(), 0);
+        std::shuffle(order.begin(), order.end(), order_rng);
+      }
+      net->train();
+      double loss_sum = 0;
+      int64_t batches = 0;
+      for (int64_t b = 0; b < per_epoch; ++b) {
+        const int64_t lo = b * o.batch_size, hi = std::min(n, lo + o.batch_size);
+        std::vector<at::Tensor> xs, ys;
+        for (int64_t k = lo; k < hi; ++k) {
+          const int64_t i = order[static_cast<size_t>(k)];
+          at::Tensor xi = train.x[i], yi = train.y[i];
+          if (!augment.steps().empty()) {
+            // Each sample's augmentation has its own seed: reproducible whatever the batch.
+            Rng rng(seed ^ (static_cast<uint64_t>(epoch) << 32) ^ static_cast<uint64_t>(k) * 0x9E3779B97F4A7C15ULL);
+            Sample s{Image(dims == 2 ? xi.unsqueeze(1) : xi, train.geometry[i], Metadata{}), std::nullopt};
+            if (segment)
+              s.label = Image((dims == 2 ? yi.unsqueeze(0) : yi).unsqueeze(0).to(at::kFloat), train.geometry[i], Metadata{});
+            s = augment.apply(std::move(s), rng);
+            xi = dims == 2 ? s.image.voxels().select(1, 0) : s.image.voxels();
+            if (segment) {
+              at::Tensor l = s.label->voxels()[0].round().to(at::kLong);
+              yi = dims == 2 ? l.select(0, 0) : l;
+            }
+          }
+          xs.push_back(xi);
+          ys.push_back(yi);
+        }
+        const at::Tensor x = at::stack(xs), y = at::stack(ys);
+        const double lr = lr_at(o, state.steps, total_steps, per_epoch);
+        for (auto& group : opt.param_groups()) static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
+        opt.zero_grad();
+        at::Tensor loss;
+        if (segment) {
+          auto* unet = dynamic_cast<UNet*>(net.get());
+          std::vector<at::Tensor> outs = unet ? unet->forward_deep(x) : std::vector<at::Tensor>{net->forward(x)};
+          // Deep supervision: coarser heads see a nearest-downsampled target, weights halving.
+          double wsum = 0;
+          for (size_t level = 0; level < outs.size(); ++level) {
+            at::Tensor target = y;
+            if (outs[level].sizes().slice(2) != y.sizes().slice(1)) {
+              std::vector<int64_t> size(outs[level].sizes().slice(2).begin(), outs[level].sizes().slice(2).end());
+              at::Tensor t = y.unsqueeze(1).to(at::kFloat);
+              t = dims == 2 ? at::upsample_nearest2d(t, size) : at::upsample_nearest3d(t, size);
+              target = t.squeeze(1).to(at::kLong);
+            }
+            const double w = 1.0 / static_cast<double>(1 << level);
+            at::Tensor l = at::cross_entropy_loss(outs[level], target) + soft_dice_loss(outs[level], target);
+            loss = level == 0 ? l * w : loss + l * w;
+            wsum += w;
+          }
+          loss = loss / wsum;
+        } else {
+          loss = at::cross_entropy_loss(net->forward(x), y, class_weight.defined() ? c10::optional<at::Tensor>(class_weight)
+                                                                                    : c10::nullopt,
+                                        at::Reduction::Mean, -100, o.label_smoothing);
+        }
+        loss.backward();
+        opt.step();
+        loss_sum += loss.item<double>();
+        ++batches;
+        ++state.steps;
+        ++steps_this_run;
+        const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
+        const double eta = elapsed / static_cast<double>(steps_this_run) *
+                           static_cast<double>(total_steps - state.steps);
+        progress.step(epoch, o.epochs, b + 1, per_epoch, loss_sum / static_cast<double>(batches), eta);
+        if (o.max_steps > 0 && state.steps >= o.max_steps) {
+          stop = true;
+          break;
+        }
+      }
+      const ValOutput v = run_validation(*net, val, o.batch_size);
+      EpochLog e;
+      e.epoch = epoch;
+      e.train_loss = loss_sum / static_cast<double>(std::max<int64_t>(1, batches));
+      e.val_loss = v.loss;
+      e.val_metric = monitor_value(monitor, v.logits, val.y, v.loss, positive, K);
+      e.lr = lr_at(o, state.steps, total_steps, per_epoch);
+      e.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_epoch).count();
+      state.history.push_back(e);
+      state.epoch = epoch;
+      const bool improved = !std::isnan(e.val_metric) && e.val_metric > state.best_metric;
+      if (improved) {
+        state.best_metric = e.val_metric;
+        state.best_epoch = epoch;
+        state.since_best = 0;
+        best_weights.clear();
+        for (const auto& p : net->named_parameters()) best_weights[p.key()] = p.value().detach().clone();
+        for (const auto& b : net->named_buffers()) best_weights[b.key()] = b.value().detach().clone();
+        save_weights(*net, ckpt_dir + "/best.pt", false);
+      } else {
+        ++state.since_best;
+      }
+      const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
+      progress.epoch_end(e, o.epochs, monitor, improved,
+                         elapsed / static_cast<double>(std::max<int64_t>(1, steps_this_run)) *
+                             static_cast<double>(total_steps - state.steps));
+      save_checkpoint(ckpt_dir, *net, opt, state, o.to_json());
+      if (state.since_best >= o.patience) {
+        log::info("early stop: no improvement in " + std::to_string(o.patience) + " epochs");
+        early_stopped = true;
+      }
+    }
+
+    if (!best_weights.empty()) {
+      torch::NoGradGuard no_grad;
+      for (auto& p : net->named_parameters()) p.value().copy_(best_weights.at(p.key()));
+      for (auto& b : net->named_buffers()) b.value().copy_(best_weights.at(b.key()));
+    }
+    return state;
+  };
+  const int members = std::max(1, o.members);
+  std::vector<NetworkPtr> nets;
+  std::vector<Checkpoint> states;
+  for (int k = 0; k < members && !stop; ++k) {
+    const uint64_t seed = o.seed + 1000 * static_cast<uint64_t>(k);
+    torch::manual_seed(seed);
+    nets.push_back(make_network(arch));
+    const fs::path ckpt = fs::path(o.out) / "checkpoint";
+    states.push_back(run_member(nets.back(), seed, (members == 1 ? ckpt : ckpt / ("m" + std::to_string(k))).string()));
   }
+  NetworkPtr net = nets.size() == 1 ? nets.front() : std::make_shared<Ensemble>(nets);
+  const Checkpoint& state = states.front();
+
+  // Store what is shipped as float16 and evaluate exactly that.
   const std::string weights = (fs::path(o.out) / "weights.pt").string();
   save_weights(*net, weights, true);
   load_weights(*net, weights);
@@ -680,6 +708,10 @@ TrainResult train_model(const TrainOptions& o) {
     card.metrics = {{"val", report}};
   }
   result.val_metrics = card.metrics["val"];
+  nlohmann::json members_json = nlohmann::json::array();
+  for (size_t k = 0; k < states.size(); ++k)
+    members_json.push_back({{"seed", o.seed + 1000 * k}, {"best_epoch", states[k].best_epoch},
+                            {"best_val_" + monitor, states[k].best_metric}, {"epochs_run", states[k].epoch}});
   nlohmann::json counts_json;
   for (int k = 0; k < K; ++k) counts_json[classes[k]] = counts[k];
   card.training = {{"manifest", fs::path(o.manifest).filename().string()},
@@ -687,6 +719,7 @@ TrainResult train_model(const TrainOptions& o) {
                    {"train_cases", train.x.size(0)},
                    {"val_cases", val.x.size(0)},
                    {segment ? "train_voxels_per_class" : "train_class_counts", counts_json},
+                   {"members", members_json},
                    {"epochs_run", state.epoch},
                    {"best_epoch", state.best_epoch},
                    {"monitor", monitor},
@@ -697,7 +730,9 @@ TrainResult train_model(const TrainOptions& o) {
   if (o.card.contains("training_data")) card.training["data"] = o.card["training_data"];
   if (o.card.contains("extra")) card.extra = o.card["extra"];
   save_card(card, o.out);
-  write_curves(o.out, state.history, monitor);
+  std::vector<std::vector<EpochLog>> histories;
+  for (const auto& st : states) histories.push_back(st.history);
+  write_curves(o.out, histories, monitor);
   return result;
 }
 

@@ -32,6 +32,9 @@ struct TrainOptions {
   std::string balance = "weights";  ///< weights (class-weighted loss) | sampler (balanced batches) | none
   double label_smoothing = 0.0;
   int patience = 10;                ///< early stopping: epochs without val improvement
+  /// Independently trained members (seeds seed, seed+1000, ...) shipped as one averaged
+  /// ensemble bundle.
+  int members = 1;
   /// Validation metric for early stopping and model selection: auto (binary: auc, multi-class:
   /// auc_ovr_macro, segmentation: dice) | auc | auc_ovr_macro | accuracy | balanced_accuracy | loss.
   std::string monitor = "auto";

@@ -11,6 +11,7 @@
 #include "infer/predict.h"
 #include "io/manifest.h"
 #include "io/read.h"
+#include "nn/ensemble.h"
 #include "nn/network.h"
 #include "train/trainer.h"
 #include "tools/test_util.h"
@@ -106,6 +107,37 @@ TEST(Trainer, BadInputIsRefusedClearly) {
                                      << "/pneumoniamnist/val_00000.png,pneumonia,train\n";
   EXPECT_THROW(train_model(tiny(tmp.file("one.csv"), tmp.file("m"))), InputError);
   EXPECT_THROW(TrainOptions::from_json({{"epoch", 3}}), UsageError);
+}
+
+TEST(Trainer, EnsembleMembersTrainIndependentlyAndShipAsOneAveragedNetwork) {
+  test::TempDir tmp;
+  TrainOptions o = tiny(make_manifest(tmp), tmp.file("model"));
+  o.epochs = 2;
+  o.members = 2;
+  train_model(o);
+  const ModelCard card = load_card(tmp.file("model"));
+  ASSERT_EQ(card.training["members"].size(), 2u);
+  EXPECT_NE(card.training["members"][0]["seed"], card.training["members"][1]["seed"]);
+  std::ifstream csv(tmp.file("model/metrics.csv"));
+  std::string header, line;
+  std::getline(csv, header);
+  int rows[2] = {0, 0};
+  while (std::getline(csv, line)) rows[line[0] - '0']++;
+  EXPECT_EQ(rows[0], 2);
+  EXPECT_EQ(rows[1], 2);
+
+  // The shipped network is the mean of its members' logits.
+  const Model m = Model::load(tmp.file("model"));
+  auto* ens = dynamic_cast<Ensemble*>(m.network().get());
+  ASSERT_NE(ens, nullptr);
+  ASSERT_EQ(ens->members().size(), 2u);
+  torch::NoGradGuard ng;
+  ens->eval();
+  const auto x = torch::randn({3, 1, 28, 28});
+  const auto mean = (ens->members()[0]->forward(x) + ens->members()[1]->forward(x)) / 2;
+  EXPECT_TRUE(torch::allclose(ens->forward(x), mean, 1e-5, 1e-6));
+  EXPECT_FALSE(torch::allclose(ens->members()[0]->forward(x), ens->members()[1]->forward(x)))
+      << "members start from different seeds";
 }
 
 TEST(Inference, TheSameInputAndBundleGiveBitIdenticalOutputs) {
