@@ -35,5 +35,10 @@ test: unit fuzz
 bench: build
 	@scripts/bench.sh $(BUILD)
 
+# Retrain the default models from their recipes (models/*/train.json) on the full datasets
+# in ../shared/datasets, or DATASETS=/path/to/datasets.
+models: build
+	@scripts/train-models.sh $(BUILD)
+
 clean:
 	rm -rf $(BUILD) $(FUZZ_BUILD)

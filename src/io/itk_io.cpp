@@ -6,6 +6,7 @@
 #include <itkMetaDataObject.h>
 #include <itkMetaImageIO.h>
 #include <itkMetaImageIOFactory.h>
+#include <itkMultiThreaderBase.h>
 #include <itkNrrdImageIOFactory.h>
 #include <zlib.h>
 
@@ -22,6 +23,7 @@
 
 #include "core/error.h"
 #include "core/image.h"
+#include "core/parallel.h"
 #include "io/file_util.h"
 #include "io/read.h"
 #include "io/write.h"
@@ -512,6 +514,11 @@ void write_itk(const Image& image, const std::string& path, const WriteOptions& 
   } catch (const std::exception& e) {
     throw InputError(path, one_line(e.what()).empty() ? "unexpected error" : one_line(e.what()));
   }
+}
+
+void init_itk_threads() {
+  static std::once_flag once;
+  std::call_once(once, [] { itk::MultiThreaderBase::SetGlobalDefaultNumberOfThreads(thread_count()); });
 }
 
 }  // namespace medlens

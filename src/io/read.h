@@ -57,6 +57,10 @@ VoxelBuffer read_raster(const std::string& path, const ReadOptions& options = {}
 VoxelBuffer read_npz(const std::string& path, const ReadOptions& options = {});
 VoxelBuffer read_wsi(const std::string& path, const ReadOptions& options = {});
 
+/// Sets ITK's default thread count to medlens's (MEDLENS_THREADS or the machine's cores), so
+/// ITK filters follow the same setting as LibTorch. Idempotent.
+void init_itk_threads();
+
 /// Refuses (InputError naming `path`) a buffer with NaN/Inf voxels unless allowed, an invalid
 /// geometry, or a shape that disagrees with its data. Shared by every reader.
 void check_voxels(const VoxelBuffer& buffer, const std::string& path, bool allow_non_finite);

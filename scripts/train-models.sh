@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# `make models`: retrains the default models from their recipes (models/NAME/train.json) on
+# the full datasets. Reads ../shared/datasets by default, or DATASETS=/path.
+# usage: scripts/train-models.sh [BUILD_DIR] [NAME...]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+build=${1:-build}
+shift || true
+datasets=${DATASETS:-../shared/datasets}
+names=("$@")
+[ ${#names[@]} -gt 0 ] || names=(pneumoniamnist busi)
+for name in "${names[@]}"; do
+  manifest="$datasets/$name/manifest.csv"
+  if [ ! -f "$manifest" ]; then
+    echo "train-models: $manifest not found; set DATASETS to the folder holding $name/manifest.csv" >&2
+    exit 3
+  fi
+  echo "== training models/$name from $manifest"
+  work="models/$name.training"
+  rm -rf "$work"
+  "$build/bin/medlens" train --config "models/$name/train.json" --manifest "$manifest" --out "$work"
+  # Ship only what the bundle needs: card, weights, curves. Checkpoints stay out of git.
+  cp "$work/card.json" "$work/weights.pt" "$work/metrics.csv" "$work/training_curve.png" "models/$name/"
+  rm -rf "$work"
+  # Trust fit on the shipped bundle: temperature, abstention threshold, OOD reference (ood.pt).
+  "$build/bin/medlens" calibrate --model "models/$name" --manifest "$manifest"
+  "$build/bin/medlens" evaluate --model "models/$name" --manifest "$manifest" --split val
+done
