@@ -26,6 +26,7 @@ std::vector<int64_t> spatial_dims(const at::Tensor& t) {
 }
 
 at::Tensor gradcam(Context& ctx) {
+  check_params(ctx, "gradcam", {});
   auto [act, g] = activation_and_gradient(ctx);
   const at::Tensor w = g.mean(spatial_dims(g), /*keepdim=*/true);  // (1, K, 1, 1)
   const at::Tensor cam = at::relu((w * act).sum(1))[0];
@@ -34,6 +35,7 @@ at::Tensor gradcam(Context& ctx) {
 
 // Chattopadhay et al. 2018: pixel-wise weights alpha = g^2 / (2 g^2 + sum(A) g^3).
 at::Tensor gradcam_plus_plus(Context& ctx) {
+  check_params(ctx, "gradcam++", {});
   auto [act, g] = activation_and_gradient(ctx);
   const auto dims = spatial_dims(g);
   const at::Tensor g2 = g.pow(2), g3 = g.pow(3);
@@ -46,50 +48,58 @@ at::Tensor gradcam_plus_plus(Context& ctx) {
 }
 
 at::Tensor saliency(Context& ctx) {
+  check_params(ctx, "saliency", {});
   // Simonyan et al. 2014: |d score / d x|, the largest over channels.
   return std::get<0>(input_gradients(ctx, ctx.x).abs().max(1))[0];
 }
 
-at::Tensor input_x_gradient(Context& ctx) { return (input_gradients(ctx, ctx.x) * ctx.x).sum(1)[0]; }
+at::Tensor input_x_gradient(Context& ctx) {
+  check_params(ctx, "input-x-gradient", {});
+  return (input_gradients(ctx, ctx.x) * ctx.x).sum(1)[0];
+}
 
 at::Tensor smoothgrad(Context& ctx) {
   // Smilkov et al. 2017: average gradient over inputs with Gaussian noise of std
   // `noise` times the input's value range.
-  const int64_t n = ctx.params.value("samples", 32);
-  const double level = ctx.params.value("noise", 0.15);
+  check_params(ctx, "smoothgrad", {"samples", "noise", "squared"});
+  const int64_t n = param<int64_t>(ctx, "smoothgrad", "samples", 32);
+  const double level = param<double>(ctx, "smoothgrad", "noise", 0.15);
+  if (n < 1 || !(level >= 0)) throw UsageError("smoothgrad: samples must be >= 1 and noise >= 0");
+  const bool squared = param<bool>(ctx, "smoothgrad", "squared", false);
   const double range = (ctx.x.max() - ctx.x.min()).item<double>();
   auto gen = at::make_generator<at::CPUGeneratorImpl>(ctx.seed);
-  std::vector<int64_t> rep(static_cast<size_t>(ctx.x.dim()), 1);
-  rep[0] = n;
-  at::Tensor noisy = ctx.x.repeat(rep);
-  noisy = noisy + at::normal(0.0, level * range, noisy.sizes(), gen);
-  const at::Tensor g = input_gradients(ctx, noisy);
-  const bool squared = ctx.params.value("squared", false);
-  return (squared ? g.pow(2) : g.abs()).mean(0).sum(0);
+  at::Tensor sum = at::zeros_like(ctx.x[0]);
+  // Noisy copies are made a batch at a time, so memory stays bounded by the batch size.
+  for (int64_t s = 0; s < n; s += ctx.batch_size) {
+    std::vector<int64_t> rep(static_cast<size_t>(ctx.x.dim()), 1);
+    rep[0] = std::min<int64_t>(ctx.batch_size, n - s);
+    at::Tensor noisy = ctx.x.repeat(rep);
+    noisy = noisy + at::normal(0.0, level * range, noisy.sizes(), gen);
+    const at::Tensor g = input_gradients(ctx, noisy);
+    sum += (squared ? g.pow(2) : g.abs()).sum(0);
+  }
+  return (sum / static_cast<double>(n)).sum(0);
 }
 
 // Sundararajan et al. 2017: (x - b) * mean over the path of d score / d x, Riemann midpoint
 // rule with `steps` points; completeness: the map sums to f(x) - f(b).
 at::Tensor integrated_gradients(Context& ctx) {
-  const int64_t steps = ctx.params.value("steps", 64);
-  const std::string kind = ctx.params.value("baseline", "zeros");
-  at::Tensor baseline;
-  if (kind == "zeros") baseline = at::zeros_like(ctx.x);
-  else if (kind == "mean") baseline = at::full_like(ctx.x, ctx.x.mean().item<double>());
-  else if (kind == "min") baseline = at::full_like(ctx.x, ctx.x.min().item<double>());
-  else if (kind == "blur") {
-    const int64_t k = std::max<int64_t>(3, (ctx.x.size(-1) / 8) | 1);
-    baseline = ctx.dims() == 2 ? at::avg_pool2d(ctx.x, k, 1, k / 2, false, false)
-                               : at::avg_pool3d(ctx.x, k, 1, k / 2, false, false);
-  } else {
-    throw UsageError("integrated-gradients: baseline must be zeros, mean, min or blur");
+  check_params(ctx, "integrated-gradients", {"steps", "baseline"});
+  const int64_t steps = param<int64_t>(ctx, "integrated-gradients", "steps", 64);
+  if (steps < 1) throw UsageError("integrated-gradients: steps must be >= 1");
+  const at::Tensor baseline =
+      baseline_input(ctx.x, ctx.params.value("baseline", nlohmann::json("zeros")), "integrated-gradients");
+  // Points along the path are made a batch at a time (bounded memory).
+  const at::Tensor diff = ctx.x - baseline;
+  at::Tensor sum = at::zeros_like(ctx.x);
+  for (int64_t s = 0; s < steps; s += ctx.batch_size) {
+    const int64_t k = std::min<int64_t>(ctx.batch_size, steps - s);
+    const at::Tensor alphas = (at::arange(s, s + k, at::kFloat) + 0.5) / static_cast<double>(steps);
+    std::vector<int64_t> shape(static_cast<size_t>(ctx.x.dim()), 1);
+    shape[0] = k;
+    sum += input_gradients(ctx, baseline + alphas.view(shape) * diff).sum(0, true);
   }
-  const at::Tensor alphas = (at::arange(steps, at::kFloat) + 0.5) / static_cast<double>(steps);
-  std::vector<int64_t> shape(static_cast<size_t>(ctx.x.dim()), 1);
-  shape[0] = steps;
-  const at::Tensor path = baseline + alphas.view(shape) * (ctx.x - baseline);
-  const at::Tensor g = input_gradients(ctx, path).mean(0, true);
-  return ((ctx.x - baseline) * g).sum(1)[0];
+  return (diff * sum / static_cast<double>(steps)).sum(1)[0];
 }
 
 }  // namespace
