@@ -19,5 +19,6 @@ Run add_train(CLI::App& app);
 Run add_evaluate(CLI::App& app);
 Run add_predict(CLI::App& app);
 Run add_analyze(CLI::App& app);
+Run add_deid(CLI::App& app);
 
 }  // namespace medlens::cli

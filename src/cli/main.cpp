@@ -32,6 +32,7 @@ int main(int argc, char** argv) {
   reg(medlens::cli::add_evaluate);
   reg(medlens::cli::add_predict);
   reg(medlens::cli::add_analyze);
+  reg(medlens::cli::add_deid);
 
   try {
     app.parse(argc, argv);
