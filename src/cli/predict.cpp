@@ -9,6 +9,7 @@
 #include "infer/evaluate.h"
 #include "infer/predict.h"
 #include "io/manifest.h"
+#include "quality/quality.h"
 
 namespace medlens::cli {
 
@@ -44,7 +45,13 @@ Run add_predict(CLI::App& app) {
     for (size_t start = 0; start < paths.size(); start += chunk) {
       const std::vector<std::string> part(paths.begin() + static_cast<long>(start),
                                           paths.begin() + static_cast<long>(std::min(paths.size(), start + chunk)));
-      const std::vector<Prediction> preds = predict_many(models, read_images(part), o);
+      const std::vector<Image> images = read_images(part);
+      std::vector<Prediction> preds = predict_many(models, images, o);
+      // The same checks as analyze: input quality and out-of-distribution, then abstention.
+      for (size_t i = 0; i < preds.size(); ++i) {
+        apply_quality(assess_quality(images[i], models.front()), preds[i]);
+        apply_abstention(models.front().card(), preds[i]);
+      }
       for (const auto& p : preds) {
         if (a->json) {
           std::cout << prediction_json(p).dump() << "\n";

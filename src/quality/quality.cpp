@@ -6,6 +6,8 @@
 #include <cmath>
 #include <cstdio>
 
+#include "quality/ood.h"
+
 namespace medlens {
 namespace {
 
@@ -25,6 +27,34 @@ std::string fmt(double v) {
   char b[32];
   std::snprintf(b, sizeof b, "%.3g", v);
   return b;
+}
+
+// Feature-space checks against the card's OOD reference (when the bundle has one): the image
+// must look, to the network itself, like the images it was trained on.
+void assess_ood(const at::Tensor& x, const Model& model, QualityReport& r) {
+  const FeatureOod ood = FeatureOod::load(model);
+  if (ood.empty()) return;
+  const nlohmann::json& spec = model.card().ood["features"];
+  const double pass = spec.value("pass_quantile", 0.99);
+  const std::string pct = fmt(100 * pass);
+  at::Tensor features, logits;
+  features_and_logits(model, x.unsqueeze(0), features, logits);
+  QualityCheck m{"mahalanobis", ood.mahalanobis(features).front(), true, ""};
+  if (spec.contains("mahalanobis") && m.value > spec["mahalanobis"]["threshold"].get<double>()) {
+    m.passed = false;
+    m.reason = "the image is unlike the training images (Mahalanobis distance of its features " + fmt(m.value) +
+               ", above the " + pct + "th percentile of validation images, " +
+               fmt(spec["mahalanobis"]["threshold"].get<double>()) + ")";
+  }
+  r.checks.push_back(m);
+  QualityCheck e{"energy", energy_scores(logits).front(), true, ""};
+  if (spec.contains("energy") && spec["energy"].value("judged", true) && e.value > spec["energy"]["threshold"].get<double>()) {
+    e.passed = false;
+    e.reason = "the model's response is unlike its response to training images (energy score " + fmt(e.value) +
+               ", above the " + pct + "th percentile of validation images, " +
+               fmt(spec["energy"]["threshold"].get<double>()) + ")";
+  }
+  r.checks.push_back(e);
 }
 
 }  // namespace
@@ -83,6 +113,7 @@ QualityReport assess_quality(const Image& image, const Model& model) {
   r.checks.push_back(range);
   check("noise", true, 1.5, "the image is much noisier than the images this model was trained and tested on");
   check("sharpness", false, 1.5, "the image is much blurrier than the images this model was trained and tested on");
+  assess_ood(x, model, r);
   return r;
 }
 

@@ -18,6 +18,7 @@
 #include "core/parallel.h"
 #include "core/version.h"
 #include "infer/calibrate.h"
+#include "infer/model.h"
 #include "io/file_util.h"
 #include "io/read.h"
 #include "metrics/classification.h"
@@ -28,6 +29,7 @@
 #include "nn/unet.h"
 #include "plot/plot.h"
 #include "quality/quality.h"
+#include "quality/trust.h"
 #include "io/manifest.h"
 #include "transforms/registry.h"
 
@@ -706,6 +708,14 @@ TrainResult train_model(const TrainOptions& o) {
     report["calibration"] = {{"ece_before", before.ece}, {"ece_after", after.ece}, {"mce_before", before.mce},
                              {"mce_after", after.mce}, {"temperature", result.temperature}};
     card.metrics = {{"val", report}};
+    // The trust fit: abstention threshold, OOD reference and thresholds, calibration plots.
+    TrustOptions to;
+    to.batch_size = o.batch_size;
+    to.bootstrap_rounds = o.bootstrap_rounds;
+    to.seed = o.seed;
+    const TrustFit trust = fit_trust(Model::from_parts(card, net, o.out), train.x, train.y, val.x, val.y, to);
+    card = trust.card;
+    save_trust(trust, o.out, /*with_card=*/false);
   }
   result.val_metrics = card.metrics["val"];
   nlohmann::json members_json = nlohmann::json::array();

@@ -68,7 +68,8 @@ struct TrainResult {
   int64_t steps = 0;
 };
 
-/// Trains and writes OUT/card.json, OUT/weights.pt (float16), OUT/metrics.csv,
+/// Trains and writes OUT/card.json, OUT/weights.pt (float16), OUT/metrics.csv, (classifiers)
+/// the trust fit's OUT/ood.pt, reliability.png and risk_coverage.png (quality/trust.h),
 /// OUT/training_curve.png and OUT/checkpoint/ (for --resume). Throws InputError/UsageError.
 TrainResult train_model(const TrainOptions& options);
 
