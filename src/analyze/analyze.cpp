@@ -119,6 +119,7 @@ nlohmann::json analyze(const AnalyzeOptions& o) {
 
   nlohmann::json explanation = nullptr;
   std::vector<uint8_t> overlay_png;
+  ShortcutCheck shortcut;
   const std::string method = !o.explain_method.empty() ? o.explain_method : card.explanation.value("method", "gradcam");
   if (method != "none") {
     ExplainOptions eo;
@@ -126,13 +127,18 @@ nlohmann::json analyze(const AnalyzeOptions& o) {
     eo.seed = o.seed;
     eo.target = card.positive_class;  // why the model does or does not see the finding
     const Explanation e = explain(model, image, eo);
+    // The shortcut check: how much of the explanation lies on burned-in text or calipers.
+    Image marks;
+    shortcut = shortcut_check(image, e, MarkOptions{}, &marks);
     write_image(e.attribution, (fs::path(o.out) / "attribution.nii.gz").string());
     RenderOptions ro;
     ro.heatmap = &e.attribution;
+    if (shortcut.marks_voxels > 0) ro.outlines.push_back(&marks);  // the marks, outlined
     overlay_png = render_png(image, ro);
     write_render((fs::path(o.out) / "overlay.png").string(), image, ro);
     explanation = explanation_json(e, model);
     explanation.erase("seconds");  // findings are bit-identical run after run: no timings
+    explanation["shortcut_check"] = shortcut_check_json(shortcut);
     explanation["files"] = {"attribution.nii.gz", "overlay.png"};
   }
 
@@ -186,6 +192,26 @@ nlohmann::json analyze(const AnalyzeOptions& o) {
         rr.push_back({std::to_string(++i), percent(reg["mass_share"].get<double>()),
                       reg["box_voxels"]["min"].dump() + " .. " + reg["box_voxels"]["max"].dump()});
       r.table(rr);
+    }
+    // The shortcut check, for every 2-D input: said plainly, whatever the verdict.
+    if (shortcut.applicable) {
+      r.heading("Shortcut check: burned-in text and calipers", 3);
+      if (shortcut.marks_voxels == 0) {
+        r.paragraph("No burned-in text or caliper marks were found on the image, so the explanation cannot rest on them.");
+      } else {
+        r.table({{"measure", "value"},
+                 {"share of the attribution on text/calipers", percent(shortcut.marks_share)},
+                 {"share of the image they cover", percent(shortcut.marks_area_share)},
+                 {"verdict", shortcut.flag ? "FLAGGED" : "ok"}});
+        r.paragraph(shortcut.flag
+                        ? "The explanation leans on burned-in text or calipers (outlined on the overlay) rather than on "
+                          "anatomy: the result may rest on a shortcut. Review the image without them."
+                        : "The explanation does not concentrate on the burned-in text or calipers (outlined on the overlay).",
+                    shortcut.flag ? "warn" : "");
+        r.paragraph("Rule: flagged when at least " + percent(kShortcutMinShare) + " of the positive attribution lies on the marks and at least " +
+                        fixed(kShortcutMinRatio, 0) + "x their share of the image.",
+                    "muted");
+      }
     }
   }
   r.heading("Input quality");

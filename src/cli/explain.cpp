@@ -104,6 +104,9 @@ int run(const Args& a) {
 
   const Explanation e = explain(model, image, o);
   nlohmann::json j = explanation_json(e, model);
+  Image marks;
+  const ShortcutCheck shortcut = shortcut_check(image, e, MarkOptions{}, &marks);
+  j["shortcut_check"] = shortcut_check_json(shortcut);
   j["input"] = a.input;
   if (!o.params.empty()) j["params"] = o.params;
   j["files"] = {"attribution.nii.gz", "overlay.png", "explanation.json"};
@@ -116,6 +119,7 @@ int run(const Args& a) {
   RenderOptions ro;
   ro.heatmap = &e.attribution;
   if (!mask.empty()) ro.outlines.push_back(&mask);
+  if (shortcut.marks_voxels > 0) ro.outlines.push_back(&marks);
   write_render((fs::path(a.out) / "overlay.png").string(), image, ro);
   write_json((fs::path(a.out) / "explanation.json").string(), j);
 
@@ -132,6 +136,7 @@ int run(const Args& a) {
                 static_cast<long long>(r.box_min[1]), static_cast<long long>(r.box_max[1]),
                 static_cast<long long>(r.box_min[2]), static_cast<long long>(r.box_max[2]));
   }
+  std::printf("  shortcut check: %s\n", shortcut.summary.c_str());
   if (a.evaluate) {
     const auto& ev = j["evaluation"];
     std::printf("  deletion AUC %.3f (random %.3f), insertion AUC %.3f (random %.3f)\n",

@@ -93,6 +93,30 @@ struct MarkOptions {
 /// the image's grid.
 Image detect_burned_in_marks(const Image& image, const MarkOptions& options = {});
 
+/// The shortcut check: does an explanation lean on burned-in text or calipers rather than on
+/// anatomy? (A model that learnt "the sonographer measured something" from caliper crosses is
+/// right for the wrong reason.)
+struct ShortcutCheck {
+  bool applicable = false;    ///< 2-D images only (marks are burned into projections and US)
+  double marks_share = 0;     ///< attribution_share_in(attribution, marks)
+  double marks_area_share = 0;  ///< share of the image's voxels the marks cover
+  int64_t marks_voxels = 0;
+  /// Flagged when marks_share >= kShortcutMinShare and >= kShortcutMinRatio * marks_area_share:
+  /// at least a tenth of the positive attribution sits on marks, three times what a map
+  /// spread evenly over the image would put there.
+  bool flag = false;
+  std::string summary;        ///< one line for reports
+};
+inline constexpr double kShortcutMinShare = 0.10;
+inline constexpr double kShortcutMinRatio = 3.0;
+
+/// Runs detect_burned_in_marks() on `image` and measures how much of `e.attribution` (on the
+/// image's grid) lies on the marks. Not applicable (applicable = false, zeros) for volumes.
+/// `marks_out`, when given, receives the mask (for drawing).
+ShortcutCheck shortcut_check(const Image& image, const Explanation& e, const MarkOptions& options = {},
+                             Image* marks_out = nullptr);
+nlohmann::json shortcut_check_json(const ShortcutCheck& c);
+
 /// Regions of an attribution map on `grid_of`'s geometry: thresholded at `quantile` of the
 /// positive values, connected components by mass, top `n`.
 std::vector<AttributionRegion> attribution_regions(const Image& attribution, int n, double quantile = 0.9);

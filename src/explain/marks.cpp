@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <vector>
 
 #include "core/error.h"
@@ -162,6 +163,45 @@ Image detect_burned_in_marks(const Image& image, const MarkOptions& o) {
     for (int64_t i = 0; i < H * W; ++i) q[i] = m[static_cast<size_t>(i)];
   }
   return image.with_voxels(out);
+}
+
+ShortcutCheck shortcut_check(const Image& image, const Explanation& e, const MarkOptions& options, Image* marks_out) {
+  ShortcutCheck c;
+  if (image.is_3d()) {
+    c.summary = "not applicable to volumes (burned-in marks are checked on 2-D images)";
+    return c;
+  }
+  c.applicable = true;
+  const Image marks = detect_burned_in_marks(image, options);
+  const at::Tensor m = marks.voxels()[0] > 0.5;
+  c.marks_voxels = m.sum().item<int64_t>();
+  c.marks_area_share = static_cast<double>(c.marks_voxels) / static_cast<double>(m.numel());
+  c.marks_share = c.marks_voxels > 0 ? attribution_share_in(e.attribution, marks) : 0.0;
+  c.flag = c.marks_share >= kShortcutMinShare && c.marks_share >= kShortcutMinRatio * c.marks_area_share;
+  char line[256];
+  if (c.marks_voxels == 0) {
+    std::snprintf(line, sizeof line, "no burned-in text or calipers found");
+  } else {
+    std::snprintf(line, sizeof line, "%s: %.1f%% of the attribution lies on burned-in text or calipers, which cover %.1f%% of the image",
+                  c.flag ? "FLAGGED" : "ok", 100 * c.marks_share, 100 * c.marks_area_share);
+  }
+  c.summary = line;
+  if (marks_out) *marks_out = marks;
+  return c;
+}
+
+nlohmann::json shortcut_check_json(const ShortcutCheck& c) {
+  if (!c.applicable) return {{"applicable", false}, {"summary", c.summary}};
+  char rule[128];
+  std::snprintf(rule, sizeof rule, "flag when marks_share >= %.2f and >= %.0f x marks_area_share", kShortcutMinShare,
+                kShortcutMinRatio);
+  return {{"applicable", true},
+          {"marks_share", c.marks_share},
+          {"marks_area_share", c.marks_area_share},
+          {"marks_voxels", c.marks_voxels},
+          {"flag", c.flag},
+          {"rule", rule},
+          {"summary", c.summary}};
 }
 
 }  // namespace medlens

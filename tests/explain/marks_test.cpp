@@ -89,3 +89,41 @@ TEST(AttributionShare, IsThePositiveMassInsideTheMask) {
 
 }  // namespace
 }  // namespace medlens
+
+namespace medlens {
+namespace {
+
+TEST(ShortcutCheck, FlagsAMapOnTheMarksAndPassesOneOnTheAnatomy) {
+  const Image us = read_image(test::vendored_samples() + "/busi/normal_100.png");
+  cv::Mat g = grey_of(us);
+  cv::putText(g, "LT BREAST 3:00 2.1CM", {40, 40}, cv::FONT_HERSHEY_SIMPLEX, 0.4, cv::Scalar(255), 1, cv::LINE_8);
+  const Image drawn = image_of(g, us);
+  const Image marks = detect_burned_in_marks(drawn);
+  Explanation on_marks, on_tissue;
+  on_marks.attribution = marks;
+  at::Tensor blob = at::zeros({1, 1, drawn.height(), drawn.width()});
+  blob.narrow(2, 120, 40).narrow(3, 100, 40).fill_(1.0);  // a lesion-sized blob in the tissue
+  on_tissue.attribution = drawn.with_voxels(blob);
+  const ShortcutCheck bad = shortcut_check(drawn, on_marks);
+  const ShortcutCheck good = shortcut_check(drawn, on_tissue);
+  EXPECT_TRUE(bad.applicable);
+  EXPECT_NEAR(bad.marks_share, 1.0, 1e-9);
+  EXPECT_GT(bad.marks_area_share, 0.0);
+  EXPECT_TRUE(bad.flag) << bad.summary;
+  EXPECT_NE(bad.summary.find("FLAGGED"), std::string::npos);
+  EXPECT_NEAR(good.marks_share, 0.0, 1e-9);
+  EXPECT_FALSE(good.flag) << good.summary;
+  // Uniform attribution: its share on the marks is their area share, which is not a shortcut.
+  Explanation uniform;
+  uniform.attribution = drawn.with_voxels(at::ones({1, 1, drawn.height(), drawn.width()}));
+  const ShortcutCheck even = shortcut_check(drawn, uniform);
+  EXPECT_NEAR(even.marks_share, even.marks_area_share, 1e-9);
+  EXPECT_FALSE(even.flag);
+  // Volumes: not applicable.
+  const Image vol = drawn.with_voxels(at::zeros({1, 3, 8, 8}));
+  uniform.attribution = vol;
+  EXPECT_FALSE(shortcut_check(vol, uniform).applicable);
+}
+
+}  // namespace
+}  // namespace medlens
