@@ -48,8 +48,9 @@ Run add_predict(CLI::App& app) {
       const std::vector<Image> images = read_images(part);
       std::vector<Prediction> preds = predict_many(models, images, o);
       // The same checks as analyze: input quality and out-of-distribution, then abstention.
+      const std::vector<QualityReport> quality = assess_quality_many(images, models.front());
       for (size_t i = 0; i < preds.size(); ++i) {
-        apply_quality(assess_quality(images[i], models.front()), preds[i]);
+        apply_quality(quality[i], preds[i]);
         apply_abstention(models.front().card(), preds[i]);
       }
       for (const auto& p : preds) {

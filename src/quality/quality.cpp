@@ -31,30 +31,33 @@ std::string fmt(double v) {
 
 // Feature-space checks against the card's OOD reference (when the bundle has one): the image
 // must look, to the network itself, like the images it was trained on.
-void assess_ood(const at::Tensor& x, const Model& model, QualityReport& r) {
+void assess_ood(const at::Tensor& batch, const Model& model, std::vector<QualityReport>& reports) {
   const FeatureOod ood = FeatureOod::load(model);
   if (ood.empty()) return;
   const nlohmann::json& spec = model.card().ood["features"];
   const double pass = spec.value("pass_quantile", 0.99);
   const std::string pct = fmt(100 * pass);
   at::Tensor features, logits;
-  features_and_logits(model, x.unsqueeze(0), features, logits);
-  QualityCheck m{"mahalanobis", ood.mahalanobis(features).front(), true, ""};
-  if (spec.contains("mahalanobis") && m.value > spec["mahalanobis"]["threshold"].get<double>()) {
-    m.passed = false;
-    m.reason = "the image is unlike the training images (Mahalanobis distance of its features " + fmt(m.value) +
-               ", above the " + pct + "th percentile of validation images, " +
-               fmt(spec["mahalanobis"]["threshold"].get<double>()) + ")";
+  features_and_logits(model, batch, features, logits);
+  const std::vector<double> maha = ood.mahalanobis(features), energy = energy_scores(logits);
+  for (size_t i = 0; i < reports.size(); ++i) {
+    QualityCheck m{"mahalanobis", maha[i], true, ""};
+    if (spec.contains("mahalanobis") && m.value > spec["mahalanobis"]["threshold"].get<double>()) {
+      m.passed = false;
+      m.reason = "the image is unlike the training images (Mahalanobis distance of its features " + fmt(m.value) +
+                 ", above the " + pct + "th percentile of validation images, " +
+                 fmt(spec["mahalanobis"]["threshold"].get<double>()) + ")";
+    }
+    reports[i].checks.push_back(m);
+    QualityCheck e{"energy", energy[i], true, ""};
+    if (spec.contains("energy") && spec["energy"].value("judged", true) && e.value > spec["energy"]["threshold"].get<double>()) {
+      e.passed = false;
+      e.reason = "the model's response is unlike its response to training images (energy score " + fmt(e.value) +
+                 ", above the " + pct + "th percentile of validation images, " +
+                 fmt(spec["energy"]["threshold"].get<double>()) + ")";
+    }
+    reports[i].checks.push_back(e);
   }
-  r.checks.push_back(m);
-  QualityCheck e{"energy", energy_scores(logits).front(), true, ""};
-  if (spec.contains("energy") && spec["energy"].value("judged", true) && e.value > spec["energy"]["threshold"].get<double>()) {
-    e.passed = false;
-    e.reason = "the model's response is unlike its response to training images (energy score " + fmt(e.value) +
-               ", above the " + pct + "th percentile of validation images, " +
-               fmt(spec["energy"]["threshold"].get<double>()) + ")";
-  }
-  r.checks.push_back(e);
 }
 
 }  // namespace
@@ -86,36 +89,42 @@ nlohmann::json quality_reference(const std::vector<std::map<std::string, double>
   return out;
 }
 
-QualityReport assess_quality(const Image& image, const Model& model) {
-  QualityReport r;
-  const at::Tensor x = model.prepare(image);
-  const auto f = quality_features(x);
+std::vector<QualityReport> assess_quality_many(const std::vector<Image>& images, const Model& model) {
+  std::vector<QualityReport> reports(images.size());
+  std::vector<at::Tensor> prepared;
   const nlohmann::json ref = model.card().ood.value("quality", nlohmann::json::object());
-  // Tolerances beyond the training range: generous, so ordinary variation is never flagged.
-  auto check = [&](const std::string& name, bool high_is_bad, double factor, const std::string& what) {
-    QualityCheck c{name, f.at(name), true, ""};
-    if (ref.contains(name)) {
-      const double q = ref[name][high_is_bad ? "q99" : "q01"].get<double>();
-      const double limit = high_is_bad ? q * factor : q / factor;
-      if (high_is_bad ? c.value > limit : c.value < limit) {
-        c.passed = false;
-        c.reason = what + " (" + fmt(c.value) + ", training images " + (high_is_bad ? "up to " : "down to ") + fmt(q) + ")";
+  for (size_t i = 0; i < images.size(); ++i) {
+    QualityReport& r = reports[i];
+    prepared.push_back(model.prepare(images[i]));
+    const auto f = quality_features(prepared.back());
+    // Tolerances beyond the training range: generous, so ordinary variation is never flagged.
+    auto check = [&](const std::string& name, bool high_is_bad, double factor, const std::string& what) {
+      QualityCheck c{name, f.at(name), true, ""};
+      if (ref.contains(name)) {
+        const double q = ref[name][high_is_bad ? "q99" : "q01"].get<double>();
+        const double limit = high_is_bad ? q * factor : q / factor;
+        if (high_is_bad ? c.value > limit : c.value < limit) {
+          c.passed = false;
+          c.reason = what + " (" + fmt(c.value) + ", training images " + (high_is_bad ? "up to " : "down to ") + fmt(q) + ")";
+        }
       }
+      r.checks.push_back(c);
+    };
+    QualityCheck range{"dynamic_range", f.at("dynamic_range"), true, ""};
+    const auto [lo, hi] = value_range(images[i]);
+    if (!(hi > lo)) {
+      range.passed = false;
+      range.reason = "the image is blank (every voxel has the same value)";
     }
-    r.checks.push_back(c);
-  };
-  QualityCheck range{"dynamic_range", f.at("dynamic_range"), true, ""};
-  const auto [lo, hi] = value_range(image);
-  if (!(hi > lo)) {
-    range.passed = false;
-    range.reason = "the image is blank (every voxel has the same value)";
+    r.checks.push_back(range);
+    check("noise", true, 1.5, "the image is much noisier than the images this model was trained and tested on");
+    check("sharpness", false, 1.5, "the image is much blurrier than the images this model was trained and tested on");
   }
-  r.checks.push_back(range);
-  check("noise", true, 1.5, "the image is much noisier than the images this model was trained and tested on");
-  check("sharpness", false, 1.5, "the image is much blurrier than the images this model was trained and tested on");
-  assess_ood(x, model, r);
-  return r;
+  if (!images.empty()) assess_ood(at::stack(prepared), model, reports);
+  return reports;
 }
+
+QualityReport assess_quality(const Image& image, const Model& model) { return assess_quality_many({image}, model).front(); }
 
 void apply_quality(const QualityReport& report, Prediction& p) {
   for (const auto& c : report.checks) {

@@ -35,8 +35,12 @@ std::map<std::string, double> quality_features(const at::Tensor& prepared);
 nlohmann::json quality_reference(const std::vector<std::map<std::string, double>>& features);
 
 /// Checks an image against the card's quality reference (checks without a reference are
-/// measured and reported, not judged).
+/// measured and reported, not judged), then, when the bundle has a feature-space OOD reference
+/// (card.ood.features, quality/ood.h), its Mahalanobis distance and energy score against the
+/// thresholds chosen on validation.
 QualityReport assess_quality(const Image& image, const Model& model);
+/// The same for many images, with the network's passes batched.
+std::vector<QualityReport> assess_quality_many(const std::vector<Image>& images, const Model& model);
 
 /// Copies the measurements into the prediction and, when a check failed, sets its status to
 /// "inconclusive" with the checks' reasons.

@@ -89,6 +89,7 @@ nlohmann::json audit(const std::string& bundle, const std::string& manifest, con
 
   // Predictions, calibration, abstention and the input/OOD checks.
   std::vector<Prediction> preds = predict_many({model}, images);
+  const std::vector<QualityReport> quality = assess_quality_many(images, model);
   ProbRows raw, probs;
   std::vector<double> conf;
   std::vector<bool> correct;
@@ -102,7 +103,7 @@ nlohmann::json audit(const std::string& bundle, const std::string& manifest, con
     const int arg = static_cast<int>(std::max_element(p.probabilities.begin(), p.probabilities.end()) - p.probabilities.begin());
     conf.push_back(p.probabilities[static_cast<size_t>(arg)]);
     correct.push_back(arg == labels[i]);
-    const QualityReport q = assess_quality(images[i], model);
+    const QualityReport& q = quality[i];
     for (const auto& c : q.checks) failed_checks[c.name] += !c.passed;
     refused_by_checks += !q.ok();
     apply_quality(q, p);

@@ -24,6 +24,7 @@ Scores score(const Model& model, const std::vector<Image>& images, const std::ve
   std::vector<double> s;
   std::vector<bool> pos;
   double correct = 0, refused = 0;
+  const std::vector<QualityReport> checks = o.judge ? assess_quality_many(images, model) : std::vector<QualityReport>{};
   for (size_t i = 0; i < preds.size(); ++i) {
     Prediction& p = preds[i];
     const int arg = static_cast<int>(std::max_element(p.probabilities.begin(), p.probabilities.end()) - p.probabilities.begin());
@@ -31,7 +32,7 @@ Scores score(const Model& model, const std::vector<Image>& images, const std::ve
     s.push_back(p.probabilities[static_cast<size_t>(positive)]);
     pos.push_back(labels[i] == positive);
     if (o.judge) {
-      apply_quality(assess_quality(images[i], model), p);
+      apply_quality(checks[i], p);
       apply_abstention(model.card(), p);
       refused += p.status != "ok";
     }

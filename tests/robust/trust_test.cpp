@@ -418,5 +418,93 @@ TEST(DefaultModelsTrust, Busi) {
   check_default_trust("busi", foreign, 24);
 }
 
+// The commands, end to end through the binary: calibrate rewrites a copy of the bundle, attack
+// reports accuracy under PGD, audit writes its report on a subset with a subgroup column, and
+// bad input leaves nothing behind.
+std::string copy_bundle(const test::TempDir& tmp) {
+  const std::string dst = tmp.file("bundle");
+  fs::create_directories(dst);
+  for (const char* f : {"card.json", "weights.pt", "ood.pt"}) fs::copy_file(trained().bundle + "/" + f, dst + "/" + f);
+  return dst;
+}
+
+TEST(TrustCli, CalibrateRewritesTheCardAndOodReference) {
+  test::TempDir tmp;
+  const std::string bundle = copy_bundle(tmp);
+  const nlohmann::json before = nlohmann::json::parse(test::read_text(bundle + "/card.json"));
+  const auto r = test::run_medlens({"calibrate", "--model", bundle, "--manifest", trained().manifest, "--json",
+                                    "--target-sensitivity", "0.99"});
+  ASSERT_EQ(r.status, 0) << r.error;
+  const nlohmann::json s = nlohmann::json::parse(r.output);
+  const nlohmann::json card = nlohmann::json::parse(test::read_text(bundle + "/card.json"));
+  EXPECT_EQ(card["thresholds"]["abstain"]["target_sensitivity"], 0.99);
+  EXPECT_EQ(s["abstain"], card["thresholds"]["abstain"]);
+  EXPECT_NEAR(card["calibration"]["temperature"].get<double>(), before["calibration"]["temperature"].get<double>(), 1e-9)
+      << "same val split, same temperature";
+  EXPECT_EQ(card["ood"]["features"]["sha256"], before["ood"]["features"]["sha256"]) << "deterministic OOD fit";
+  // Bad input: an unknown label names the manifest, exits 3 and leaves the bundle as it was.
+  std::ofstream(tmp.file("bad.csv")) << "path,label,split\n"
+                                     << test::vendored_samples() << "/pneumoniamnist/val_00000.png,cat,train\n";
+  const std::string card_text = test::read_text(bundle + "/card.json");
+  const auto bad = test::run_medlens({"calibrate", "--model", bundle, "--manifest", tmp.file("bad.csv")});
+  EXPECT_EQ(bad.status, 3);
+  EXPECT_NE(bad.error.find("bad.csv"), std::string::npos) << bad.error;
+  EXPECT_EQ(test::read_text(bundle + "/card.json"), card_text);
+}
+
+TEST(TrustCli, AttackReportsAccuracyUnderPgd) {
+  const auto r = test::run_medlens({"attack", "--model", trained().bundle, "--manifest", trained().manifest, "--split", "test",
+                                    "--method", "pgd", "--eps", "0.0078431", "--steps", "5", "--json"});
+  ASSERT_EQ(r.status, 0) << r.error;
+  const nlohmann::json j = nlohmann::json::parse(r.output);
+  EXPECT_EQ(j["n"], 60);
+  EXPECT_LT(j["adversarial_accuracy"].get<double>(), j["clean_accuracy"].get<double>());
+  const auto bad = test::run_medlens({"attack", "--model", trained().bundle, "--manifest", trained().manifest, "--method", "cw", "--eps", "0.01"});
+  EXPECT_EQ(bad.status, 2);
+}
+
+TEST(TrustCli, AuditWritesTheTrustReport) {
+  test::TempDir tmp;
+  // The test split with a made-up "site" column: every third image from site B.
+  std::ofstream f(tmp.file("sites.csv"));
+  f << "path,label,split,site\n";
+  int i = 0;
+  for (const auto& r : load_manifest(trained().manifest).select("test")) f << r.path << "," << r.label << ",test," << (i++ % 3 ? "A" : "B") << "\n";
+  f.close();
+  const std::string out = tmp.file("audit");
+  const auto r = test::run_medlens({"audit", "--model", trained().bundle, "--manifest", tmp.file("sites.csv"), "--out", out,
+                                    "--corruptions", "gaussian", "contrast", "--severities", "1", "5", "--attack-limit", "20",
+                                    "--attack-steps", "3", "--bootstrap", "100"});
+  ASSERT_EQ(r.status, 0) << r.error;
+  for (const char* file : {"audit.html", "audit.json", "reliability.png", "risk_coverage.png", "corruption_heatmap.png", "attack_curve.png"})
+    EXPECT_TRUE(fs::exists(out + "/" + file)) << file;
+  const nlohmann::json a = nlohmann::json::parse(test::read_text(out + "/audit.json"));
+  EXPECT_EQ(a["n"], 60);
+  EXPECT_EQ(a["subgroups"]["site"]["groups"].size(), 2u);
+  EXPECT_EQ(a["subgroups"]["site"]["groups"][1]["n"], 20);
+  EXPECT_EQ(a["corruption"]["accuracy"].size(), 2u);
+  // Gaussian noise at severity 5 is refused more often than at severity 1.
+  EXPECT_GT(a["corruption"]["refused"][0][1].get<double>(), a["corruption"]["refused"][0][0].get<double>());
+  EXPECT_LT(a["attack"]["accuracy"].back().get<double>(), a["attack"]["clean_accuracy"].get<double>());
+  EXPECT_NE(test::read_text(out + "/audit.html").find("data:image/png;base64"), std::string::npos);
+  // A missing manifest: exit 3 naming it, no output folder.
+  const auto bad = test::run_medlens({"audit", "--model", trained().bundle, "--manifest", tmp.file("none.csv"), "--out", tmp.file("audit2")});
+  EXPECT_EQ(bad.status, 3);
+  EXPECT_NE(bad.error.find("none.csv"), std::string::npos);
+  EXPECT_FALSE(fs::exists(tmp.file("audit2")));
+}
+
+TEST(DefaultModelsTrust, AuditRunsOnASubset) {
+  for (const std::string name : {"pneumoniamnist", "busi"}) {
+    test::TempDir tmp;
+    const auto r = test::run_medlens({"audit", "--model", std::string(MEDLENS_MODELS_DIR) + "/" + name, "--manifest",
+                                      test::vendored_samples() + "/" + name + "/manifest.csv", "--out", tmp.file("audit"),
+                                      "--limit", "24", "--corruptions", "gaussian", "--severities", "5", "--attack-limit", "8",
+                                      "--attack-steps", "2", "--bootstrap", "50"});
+    EXPECT_EQ(r.status, 0) << name << ": " << r.error;
+    EXPECT_TRUE(fs::exists(tmp.file("audit/audit.html"))) << name;
+  }
+}
+
 }  // namespace
 }  // namespace medlens
