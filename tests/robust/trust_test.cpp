@@ -361,8 +361,13 @@ TEST(Attack, MinimalPerturbationFlipsAtTheFoundRadius) {
 // The default bundles (models/, trained by `make models` and fitted by `medlens calibrate`):
 // the acceptance numbers of issue 7 on the vendored val splits. Like tests/analyze's default
 // model checks, these fail while a bundle is missing or has no trust fit.
+std::string models_dir() {
+  const char* env = std::getenv("MEDLENS_MODELS");  // as analyze: a bundle folder elsewhere
+  return env ? env : MEDLENS_MODELS_DIR;
+}
+
 Model default_model(const std::string& name) {
-  const Model m = Model::load(std::string(MEDLENS_MODELS_DIR) + "/" + name);
+  const Model m = Model::load(models_dir() + "/" + name);
   EXPECT_TRUE(m.card().ood.contains("features")) << name << " has no OOD reference: run medlens calibrate";
   return m;
 }
@@ -402,11 +407,12 @@ void check_default_trust(const std::string& name, const std::vector<Image>& fore
   at::Tensor x, y;
   load_prepared(model, manifest, "", attack_cases, x, y);
   AttackOptions o;
-  o.steps = 5;
+  o.steps = 10;
   const nlohmann::json r = robust_accuracy(model, x, y, {0.0, 2.0 / 255}, o);
-  std::printf("[%s] %lld cases: clean accuracy %.3f, PGD-5 at 2/255 %.3f\n", name.c_str(),
+  std::printf("[%s] %lld cases: clean accuracy %.3f, PGD-10 at 2/255 %.3f\n", name.c_str(),
               static_cast<long long>(attack_cases), r["clean_accuracy"].get<double>(), r["accuracy"][1].get<double>());
-  EXPECT_LT(r["accuracy"][1].get<double>(), r["clean_accuracy"].get<double>() - 0.1);
+  // The undefended model loses accuracy (on all 270 pneumoniamnist val images: 0.985 -> 0.870).
+  EXPECT_LE(r["accuracy"][1].get<double>(), r["clean_accuracy"].get<double>() - 0.05);
 }
 
 TEST(DefaultModelsTrust, PneumoniaMnist) { check_default_trust("pneumoniamnist", foreign_images(28, true), 60); }
@@ -497,7 +503,7 @@ TEST(TrustCli, AuditWritesTheTrustReport) {
 TEST(DefaultModelsTrust, AuditRunsOnASubset) {
   for (const std::string name : {"pneumoniamnist", "busi"}) {
     test::TempDir tmp;
-    const auto r = test::run_medlens({"audit", "--model", std::string(MEDLENS_MODELS_DIR) + "/" + name, "--manifest",
+    const auto r = test::run_medlens({"audit", "--model", models_dir() + "/" + name, "--manifest",
                                       test::vendored_samples() + "/" + name + "/manifest.csv", "--out", tmp.file("audit"),
                                       "--limit", "24", "--corruptions", "gaussian", "--severities", "5", "--attack-limit", "8",
                                       "--attack-steps", "2", "--bootstrap", "50"});
