@@ -19,23 +19,44 @@ at::Tensor Ensemble::forward(const at::Tensor& x) {
 }
 
 at::Tensor Ensemble::forward_capture(const at::Tensor& x, const std::string& layer, at::Tensor& activation) {
-  at::Tensor sum;
   std::vector<at::Tensor> acts;
   for (auto& m : members_) {
     at::Tensor a;
-    const at::Tensor y = m->forward_capture(x, layer, a);
+    m->forward_capture(x, layer, a);
     acts.push_back(a);
-    sum = sum.defined() ? sum + y : y;
   }
   for (const auto& a : acts)
     if (a.sizes().slice(2) != acts[0].sizes().slice(2))
       throw UsageError("ensemble members' layer '" + layer + "' differ in size; explain a member instead");
+  // The members continue from slices of the concatenation, so the averaged score depends on
+  // it and gradients with respect to it (Grad-CAM) exist; it still depends on x through acts.
   activation = at::cat(acts, 1);
-  return sum / static_cast<double>(members_.size());
+  at::Tensor out;
+  int64_t offset = 0;
+  for (size_t k = 0; k < members_.size(); ++k) {
+    const int64_t c = acts[k].size(1);
+    const at::Tensor y = members_[k]->forward_from(layer, activation.narrow(1, offset, c));
+    out = out.defined() ? out + y : y;
+    offset += c;
+  }
+  return out / static_cast<double>(members_.size());
 }
 
 std::vector<std::string> Ensemble::layers() const { return members_[0]->layers(); }
 std::string Ensemble::default_cam_layer() const { return members_[0]->default_cam_layer(); }
+
+at::Tensor Ensemble::forward_from(const std::string& layer, const at::Tensor& replacement) {
+  at::Tensor out;
+  int64_t offset = 0;
+  for (auto& m : members_) {
+    // Each member's share of the channels, as forward_capture concatenated them.
+    const int64_t c = replacement.size(1) / static_cast<int64_t>(members_.size());
+    const at::Tensor y = m->forward_from(layer, replacement.narrow(1, offset, c));
+    out = out.defined() ? out + y : y;
+    offset += c;
+  }
+  return out / static_cast<double>(members_.size());
+}
 
 at::Tensor Ensemble::embed(const at::Tensor& x) {
   std::vector<at::Tensor> e;

@@ -14,8 +14,11 @@ class Ensemble final : public Network {
   at::Tensor forward(const at::Tensor& x) override;
   /// Captures `layer` in every member and returns their activations concatenated along the
   /// channel axis (members must agree on its spatial size): a CAM over the concatenation is
-  /// the sum of the members' CAMs for the averaged score.
+  /// the sum of the members' CAMs for the averaged score. The members continue from slices
+  /// of the concatenation (forward_from), so the score's gradient with respect to it exists.
   at::Tensor forward_capture(const at::Tensor& x, const std::string& layer, at::Tensor& activation) override;
+  /// Members of equal width: the replacement's channels split evenly among them.
+  at::Tensor forward_from(const std::string& layer, const at::Tensor& replacement) override;
   std::vector<std::string> layers() const override;
   std::string default_cam_layer() const override;
   /// Members' penultimate features, concatenated.

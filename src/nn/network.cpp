@@ -17,6 +17,10 @@ at::Tensor Network::embed(const at::Tensor&) {
   throw UsageError("this network has no penultimate features (not a classifier)");
 }
 
+at::Tensor Network::forward_from(const std::string& layer, const at::Tensor&) {
+  throw UsageError("this network cannot continue from layer '" + layer + "'; explain at another layer or a single model");
+}
+
 void Network::set_mc_dropout(bool on) {
   for (auto& m : modules(/*include_self=*/false)) {
     if (m->as<torch::nn::Dropout>() || m->as<torch::nn::Dropout2d>() || m->as<torch::nn::Dropout3d>())

@@ -22,6 +22,11 @@ class Network : public torch::nn::Module {
   /// The activation stays in the autograd graph so gradients can be taken with respect to it.
   virtual at::Tensor forward_capture(const at::Tensor& x, const std::string& layer,
                                      at::Tensor& activation) = 0;
+  /// The network's output when layer `layer` outputs `replacement` instead of what it computes
+  /// (the layers before it are skipped). Lets an Ensemble route its members through one
+  /// concatenated activation so that gradients with respect to it exist. UsageError for
+  /// networks that do not support it.
+  virtual at::Tensor forward_from(const std::string& layer, const at::Tensor& replacement);
   /// Capture points, from input to output (e.g. "stem", "layer1", ..., "layer4").
   virtual std::vector<std::string> layers() const = 0;
   /// The layer Grad-CAM uses by default (the last spatial one).

@@ -93,6 +93,15 @@ at::Tensor ResNet::forward_capture(const at::Tensor& x, const std::string& layer
   return fc_->forward(head_dropout_->forward(layers::global_pool(trunk(x, layer, &activation))));
 }
 
+at::Tensor ResNet::forward_from(const std::string& layer, const at::Tensor& replacement) {
+  const auto names = layers();
+  const auto it = std::find(names.begin(), names.end(), layer);
+  if (it == names.end()) throw UsageError("resnet has no layer '" + layer + "'");
+  at::Tensor y = replacement;
+  for (size_t s = static_cast<size_t>(it - names.begin()); s < stages_.size(); ++s) y = stages_[s]->forward(y);
+  return fc_->forward(head_dropout_->forward(layers::global_pool(y)));
+}
+
 std::vector<std::string> ResNet::layers() const {
   std::vector<std::string> names{"stem"};
   for (size_t s = 0; s < stages_.size(); ++s) names.push_back("layer" + std::to_string(s + 1));

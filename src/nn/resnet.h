@@ -31,6 +31,7 @@ class ResNet final : public Network {
   explicit ResNet(const ResNetOptions& options);
   at::Tensor forward(const at::Tensor& x) override;
   at::Tensor forward_capture(const at::Tensor& x, const std::string& layer, at::Tensor& activation) override;
+  at::Tensor forward_from(const std::string& layer, const at::Tensor& replacement) override;
   std::vector<std::string> layers() const override;
   std::string default_cam_layer() const override;
   at::Tensor embed(const at::Tensor& x) override;

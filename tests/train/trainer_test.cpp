@@ -140,6 +140,29 @@ TEST(Trainer, EnsembleMembersTrainIndependentlyAndShipAsOneAveragedNetwork) {
       << "members start from different seeds";
 }
 
+TEST(Ensemble, CapturedActivationIsInTheGraphOfTheAveragedScore) {
+  torch::manual_seed(5);
+  std::vector<NetworkPtr> members;
+  for (int k = 0; k < 2; ++k)
+    members.push_back(make_network(preset_architecture("resnet-compact", 2, 1, 3)));
+  Ensemble ens(members);
+  ens.eval();
+  const auto x = torch::randn({2, 1, 28, 28});
+  at::Tensor act;
+  const auto y = ens.forward_capture(x, ens.default_cam_layer(), act);
+  EXPECT_TRUE(torch::allclose(y, ens.forward(x), 1e-5, 1e-6));
+  // Grad-CAM needs d score / d activation: it must exist and be the members' gradients, each
+  // scaled by 1/2 (the average).
+  const auto g = torch::autograd::grad({y.select(1, 1).sum()}, {act})[0];
+  const int64_t c = act.size(1) / 2;
+  for (int k = 0; k < 2; ++k) {
+    at::Tensor a;
+    const auto yk = members[k]->forward_capture(x, ens.default_cam_layer(), a);
+    const auto gk = torch::autograd::grad({yk.select(1, 1).sum()}, {a})[0];
+    EXPECT_TRUE(torch::allclose(g.narrow(1, k * c, c), gk / 2, 1e-5, 1e-7)) << "member " << k;
+  }
+}
+
 TEST(Inference, TheSameInputAndBundleGiveBitIdenticalOutputs) {
   test::TempDir tmp;
   TrainOptions o = tiny(make_manifest(tmp), tmp.file("model"));
