@@ -19,6 +19,10 @@ Run add_train(CLI::App& app);
 Run add_evaluate(CLI::App& app);
 Run add_predict(CLI::App& app);
 Run add_analyze(CLI::App& app);
+Run add_calibrate(CLI::App& app);
+Run add_attack(CLI::App& app);
+Run add_audit(CLI::App& app);
 Run add_deid(CLI::App& app);
+Run add_explain(CLI::App& app);
 
 }  // namespace medlens::cli

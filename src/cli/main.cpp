@@ -9,6 +9,7 @@
 #include "core/log.h"
 #include "core/parallel.h"
 #include "core/version.h"
+#include "io/read.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"medlens: computer-aided diagnosis on medical images you can trust"};
@@ -32,7 +33,11 @@ int main(int argc, char** argv) {
   reg(medlens::cli::add_evaluate);
   reg(medlens::cli::add_predict);
   reg(medlens::cli::add_analyze);
+  reg(medlens::cli::add_calibrate);
+  reg(medlens::cli::add_attack);
+  reg(medlens::cli::add_audit);
   reg(medlens::cli::add_deid);
+  reg(medlens::cli::add_explain);
 
   try {
     app.parse(argc, argv);
@@ -44,6 +49,7 @@ int main(int argc, char** argv) {
     medlens::log::init();
     if (!log_level.empty()) medlens::log::set_level(log_level);
     medlens::init_threads();
+    medlens::init_itk_threads();
     for (auto& [sub, run] : runs)
       if (sub->parsed()) return run();
   } catch (const medlens::Error& e) {
