@@ -19,8 +19,8 @@ for name in "${names[@]}"; do
   work="models/$name.training"
   rm -rf "$work"
   "$build/bin/medlens" train --config "models/$name/train.json" --manifest "$manifest" --out "$work"
-  # Ship only what the bundle needs: card, weights, curves. Checkpoints stay out of git.
-  cp "$work/card.json" "$work/weights.pt" "$work/metrics.csv" "$work/training_curve.png" "models/$name/"
+  # Ship the bundle (card, weights, OOD reference, curves and plots); checkpoints stay out of git.
+  find "$work" -maxdepth 1 -type f -exec cp {} "models/$name/" \;
   rm -rf "$work"
   # Trust fit on the shipped bundle: temperature, abstention threshold, OOD reference (ood.pt).
   "$build/bin/medlens" calibrate --model "models/$name" --manifest "$manifest"
