@@ -31,6 +31,7 @@ Run add_calibrate(CLI::App& app) {
       ->capture_default_str()->check(CLI::Range(0.0, 1.0));
   cmd->add_option("--ood-pass", a->o.trust.ood_pass, "Fraction of val images each OOD threshold lets through")
       ->capture_default_str()->check(CLI::Range(0.5, 1.0));
+  cmd->add_flag("--judge-energy", a->o.trust.judge_energy, "Also refuse images whose energy score exceeds its threshold");
   cmd->add_option("--components", a->o.trust.components, "Exact eigen-directions in the Mahalanobis covariance")
       ->capture_default_str()->check(CLI::Range(1, 4096));
   cmd->add_flag("--json", a->json, "Print the summary as JSON");
@@ -41,17 +42,19 @@ Run add_calibrate(CLI::App& app) {
       return 0;
     }
     const auto& ab = s["abstain"];
-    std::printf("%s: temperature %.4f (was %.4f), val ECE %.4f -> %.4f, accuracy %.4f unchanged\n",
+    std::printf("%s: temperature %.4f (was %.4f), val ECE %.4f -> %.4f, accuracy %.4f (uncalibrated %.4f)\n",
                 s["model"].get<std::string>().c_str(), s["temperature"].get<double>(), s["temperature_before"].get<double>(),
-                s["ece_before"].get<double>(), s["ece_after"].get<double>(), s["accuracy"].get<double>());
+                s["ece_before"].get<double>(), s["ece_after"].get<double>(), s["accuracy"].get<double>(),
+                s["accuracy_uncalibrated"].get<double>());
     std::printf("  abstain below confidence %.4f: answers %.1f%% of val, sensitivity %.4f on those (target %.2f%s), AURC %.4f\n",
                 ab["min_confidence"].get<double>(), 100 * ab["val_coverage"].get<double>(),
                 ab["val_sensitivity_answered"].get<double>(), ab["target_sensitivity"].get<double>(),
                 ab["target_met"].get<bool>() ? ", met" : ", NOT met within the coverage limit", s["aurc"].get<double>());
-    std::printf("  OOD: Mahalanobis <= %.4g and energy <= %.4g let %.1f%% of val through (%lld features, %lld components)\n",
-                s["ood"]["mahalanobis_threshold"].get<double>(), s["ood"]["energy_threshold"].get<double>(),
-                100 * s["ood"]["val_pass_rate"].get<double>(), static_cast<long long>(s["ood"]["features"].get<int64_t>()),
-                static_cast<long long>(s["ood"]["components"].get<int64_t>()));
+    std::printf("  OOD: Mahalanobis <= %.4g lets %.1f%% of val through (%lld features, %lld components); energy threshold %.4g%s\n",
+                s["ood"]["mahalanobis_threshold"].get<double>(), 100 * s["ood"]["val_pass_rate"].get<double>(),
+                static_cast<long long>(s["ood"]["features"].get<int64_t>()),
+                static_cast<long long>(s["ood"]["components"].get<int64_t>()), s["ood"]["energy_threshold"].get<double>(),
+                a->o.trust.judge_energy ? "" : " (measured, not judged)");
     std::printf("wrote %s/card.json, ood.pt, reliability.png, risk_coverage.png\n", a->model.c_str());
     return 0;
   };

@@ -173,6 +173,10 @@ TrustFit fit_trust(const Model& model, const at::Tensor& train_x, const at::Tens
   }
   const double aurc = risk_coverage(conf, correct, &fit.coverage, &fit.risk);
   const double acc = std::count(correct.begin(), correct.end(), true) / static_cast<double>(correct.size());
+  double accuracy_raw = 0;
+  for (size_t i = 0; i < raw.size(); ++i)
+    accuracy_raw += static_cast<int>(std::max_element(raw[i].begin(), raw[i].end()) - raw[i].begin()) == labels[i];
+  accuracy_raw /= static_cast<double>(raw.size());
   // Excess AURC: above the best possible ordering for this accuracy (Geifman et al. 2019).
   const double err = 1 - acc;
   const double optimal = err > 0 ? err + (1 - err) * std::log(1 - err) : 0.0;
@@ -224,7 +228,7 @@ TrustFit fit_trust(const Model& model, const at::Tensor& train_x, const at::Tens
                  {"ece_before", fit.before.ece},
                  {"ece_after", fit.after.ece},
                  {"accuracy", acc},
-                 {"accuracy_uncalibrated", report["accuracy"]["value"]},
+                 {"accuracy_uncalibrated", accuracy_raw},
                  {"aurc", aurc},
                  {"abstain", abstain},
                  {"operating_point", op},
