@@ -8,7 +8,19 @@ out=out/demo
 rm -rf "$out"
 mkdir -p "$out"
 
+# The main job: the default models on a chest X-ray and a breast ultrasound image.
+chest=data/samples/pneumoniamnist/val_00001.png
+echo "== medlens analyze $chest  (default model: models/pneumoniamnist)"
+"$bin" analyze "$chest" --out "$out/chest"
+echo
+us=data/samples/busi/malignant_67.png
+echo "== medlens analyze $us --model models/busi"
+"$bin" analyze "$us" --model models/busi --out "$out/busi"
+echo
 sample=data/samples/busi/malignant_105.png
+echo "== medlens analyze $sample --model models/busi  (an image the model is unsure about)"
+"$bin" analyze "$sample" --model models/busi --out "$out/busi-unsure"
+echo
 echo "== medlens info $sample"
 "$bin" info "$sample"
 echo
@@ -19,4 +31,5 @@ echo "== medlens convert: PNG -> DICOM Secondary Capture, NIfTI, windowed PNG"
 "$bin" info "$out/malignant_105.dcm" --json > "$out/malignant_105.info.json"
 echo
 echo "demo output: $(pwd)/$out"
+echo "  open $(pwd)/$out/chest/report.html, $(pwd)/$out/busi/report.html and $(pwd)/$out/busi-unsure/report.html"
 ls -1 "$out"

@@ -78,19 +78,28 @@ class Study : public ::testing::Test {
     const std::string in = dir_->file("in");
     fs::create_directories(in);
     write_ct(in + "/ct");
+    // A failed set-up is recorded and fails every test (an ASSERT here would report them as
+    // skipped).
     const auto made = test_util::python_script(kScripts + "make_study.py", {in + "/ct", in});
-    ASSERT_EQ(made.status, 0) << made.error;
+    if (made.status != 0) {
+      setup_error_ = "make_study.py failed: " + made.error;
+      return;
+    }
     test_util::write_key(dir_->file("key-a"), 'a');
     test_util::write_key(dir_->file("key-b"), 'b');
     for (const auto& [out, key] : std::vector<std::pair<std::string, std::string>>{
              {"a1", "key-a"}, {"a2", "key-a"}, {"b", "key-b"}}) {
       const auto r = test::run_medlens({"deid", in, dir_->file(out), "--key", dir_->file(key)});
-      ASSERT_EQ(r.status, 0) << r.error;
+      if (r.status != 0) {
+        setup_error_ = "medlens deid failed: " + r.error;
+        return;
+      }
       logs_ += r.output + r.error;
     }
     in_ = new nlohmann::json(describe(in));
     a1_ = new nlohmann::json(describe(dir_->file("a1")));
   }
+  void SetUp() override { ASSERT_TRUE(setup_error_.empty()) << setup_error_; }
   static void TearDownTestSuite() {
     delete in_;
     delete a1_;
@@ -98,12 +107,13 @@ class Study : public ::testing::Test {
   }
   static test::TempDir* dir_;
   static nlohmann::json *in_, *a1_;
-  static std::string logs_;
+  static std::string logs_, setup_error_;
 };
 test::TempDir* Study::dir_ = nullptr;
 nlohmann::json* Study::in_ = nullptr;
 nlohmann::json* Study::a1_ = nullptr;
 std::string Study::logs_;
+std::string Study::setup_error_;
 
 TEST_F(Study, EveryReferenceResolvesAfterDeidentification) {
   ASSERT_EQ(in_->size(), 8u) << "6 CT slices, an SR and a SEG";
