@@ -45,6 +45,21 @@ at::Tensor Ensemble::forward_capture(const at::Tensor& x, const std::string& lay
 std::vector<std::string> Ensemble::layers() const { return members_[0]->layers(); }
 std::string Ensemble::default_cam_layer() const { return members_[0]->default_cam_layer(); }
 
+at::Tensor Ensemble::forward_capture_many(const at::Tensor& x, const std::vector<std::string>& layers,
+                                          std::vector<at::Tensor>& activations) {
+  std::vector<std::vector<at::Tensor>> per_layer(layers.size());
+  at::Tensor sum;
+  for (auto& m : members_) {
+    std::vector<at::Tensor> acts;
+    const at::Tensor y = m->forward_capture_many(x, layers, acts);
+    for (size_t i = 0; i < layers.size(); ++i) per_layer[i].push_back(acts[i]);
+    sum = sum.defined() ? sum + y : y;
+  }
+  activations.clear();
+  for (auto& acts : per_layer) activations.push_back(at::cat(acts, 1));
+  return sum / static_cast<double>(members_.size());
+}
+
 at::Tensor Ensemble::forward_from(const std::string& layer, const at::Tensor& replacement) {
   at::Tensor out;
   int64_t offset = 0;

@@ -17,6 +17,9 @@ class Ensemble final : public Network {
   /// the sum of the members' CAMs for the averaged score. The members continue from slices
   /// of the concatenation (forward_from), so the score's gradient with respect to it exists.
   at::Tensor forward_capture(const at::Tensor& x, const std::string& layer, at::Tensor& activation) override;
+  /// Every member in one pass each; per layer, the members' activations concatenated.
+  at::Tensor forward_capture_many(const at::Tensor& x, const std::vector<std::string>& layers,
+                                  std::vector<at::Tensor>& activations) override;
   /// Members of equal width: the replacement's channels split evenly among them.
   at::Tensor forward_from(const std::string& layer, const at::Tensor& replacement) override;
   std::vector<std::string> layers() const override;

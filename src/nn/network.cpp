@@ -17,6 +17,14 @@ at::Tensor Network::embed(const at::Tensor&) {
   throw UsageError("this network has no penultimate features (not a classifier)");
 }
 
+at::Tensor Network::forward_capture_many(const at::Tensor& x, const std::vector<std::string>& layers,
+                                         std::vector<at::Tensor>& activations) {
+  activations.assign(layers.size(), at::Tensor());
+  at::Tensor out;
+  for (size_t i = 0; i < layers.size(); ++i) out = forward_capture(x, layers[i], activations[i]);
+  return layers.empty() ? forward(x) : out;
+}
+
 at::Tensor Network::forward_from(const std::string& layer, const at::Tensor&) {
   throw UsageError("this network cannot continue from layer '" + layer + "'; explain at another layer or a single model");
 }

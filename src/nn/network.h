@@ -22,6 +22,10 @@ class Network : public torch::nn::Module {
   /// The activation stays in the autograd graph so gradients can be taken with respect to it.
   virtual at::Tensor forward_capture(const at::Tensor& x, const std::string& layer,
                                      at::Tensor& activation) = 0;
+  /// forward(x), also storing the output of each of `layers` (in that order) in `activations`:
+  /// one pass for networks that support it (ResNet, Ensemble), one per layer otherwise.
+  virtual at::Tensor forward_capture_many(const at::Tensor& x, const std::vector<std::string>& layers,
+                                          std::vector<at::Tensor>& activations);
   /// The network's output when layer `layer` outputs `replacement` instead of what it computes
   /// (the layers before it are skipped). Lets an Ensemble route its members through one
   /// concatenated activation so that gradients with respect to it exist. UsageError for

@@ -66,7 +66,8 @@ ResNet::ResNet(const ResNetOptions& o) : options_(o) {
   fc_ = register_module("fc", torch::nn::Linear(in, o.num_classes()));
 }
 
-at::Tensor ResNet::trunk(const at::Tensor& x, const std::string& layer, at::Tensor* activation) {
+at::Tensor ResNet::trunk(const at::Tensor& x, const std::string& layer, at::Tensor* activation,
+                         std::vector<at::Tensor>* all) {
   if (x.dim() != options_.dims() + 2)
     throw InputError("", "network expects " + std::to_string(options_.dims()) + "-D batches (N,C," +
                              (options_.dims() == 3 ? "D," : "") + "H,W), got rank " + std::to_string(x.dim()));
@@ -75,9 +76,11 @@ at::Tensor ResNet::trunk(const at::Tensor& x, const std::string& layer, at::Tens
                              std::to_string(x.size(1)));
   at::Tensor y = stem_->forward(x);
   if (activation && layer == "stem") *activation = y;
+  if (all) all->push_back(y);
   for (size_t s = 0; s < stages_.size(); ++s) {
     y = stages_[s]->forward(y);
     if (activation && layer == "layer" + std::to_string(s + 1)) *activation = y;
+    if (all) all->push_back(y);
   }
   return y;
 }
@@ -91,6 +94,22 @@ at::Tensor ResNet::forward_capture(const at::Tensor& x, const std::string& layer
   if (std::find(names.begin(), names.end(), layer) == names.end())
     throw UsageError("resnet has no layer '" + layer + "'");
   return fc_->forward(head_dropout_->forward(layers::global_pool(trunk(x, layer, &activation))));
+}
+
+at::Tensor ResNet::forward_capture_many(const at::Tensor& x, const std::vector<std::string>& layers,
+                                        std::vector<at::Tensor>& activations) {
+  const auto names = this->layers();
+  std::vector<size_t> index;
+  for (const auto& l : layers) {
+    const auto it = std::find(names.begin(), names.end(), l);
+    if (it == names.end()) throw UsageError("resnet has no layer '" + l + "'");
+    index.push_back(static_cast<size_t>(it - names.begin()));
+  }
+  std::vector<at::Tensor> stages;  // stem, layer1, ..., as layers() names them
+  const at::Tensor y = trunk(x, "", nullptr, &stages);
+  activations.clear();
+  for (size_t i : index) activations.push_back(stages[i]);
+  return fc_->forward(head_dropout_->forward(layers::global_pool(y)));
 }
 
 at::Tensor ResNet::forward_from(const std::string& layer, const at::Tensor& replacement) {

@@ -32,6 +32,8 @@ class ResNet final : public Network {
   at::Tensor forward(const at::Tensor& x) override;
   at::Tensor forward_capture(const at::Tensor& x, const std::string& layer, at::Tensor& activation) override;
   at::Tensor forward_from(const std::string& layer, const at::Tensor& replacement) override;
+  at::Tensor forward_capture_many(const at::Tensor& x, const std::vector<std::string>& layers,
+                                  std::vector<at::Tensor>& activations) override;
   std::vector<std::string> layers() const override;
   std::string default_cam_layer() const override;
   at::Tensor embed(const at::Tensor& x) override;
@@ -40,8 +42,10 @@ class ResNet final : public Network {
   const ResNetOptions& options() const { return options_; }
 
  private:
-  /// Runs the trunk; when `layer` names a stage its output goes to `activation`.
-  at::Tensor trunk(const at::Tensor& x, const std::string& layer, at::Tensor* activation);
+  /// Runs the trunk; when `layer` names a stage its output goes to `activation`; with `all`,
+  /// every stage's output (stem first) is appended to it.
+  at::Tensor trunk(const at::Tensor& x, const std::string& layer, at::Tensor* activation,
+                   std::vector<at::Tensor>* all = nullptr);
   ResNetOptions options_;
   torch::nn::Sequential stem_{nullptr};
   std::vector<torch::nn::Sequential> stages_;

@@ -175,11 +175,9 @@ void features_and_logits(const Model& model, const at::Tensor& inputs, at::Tenso
     }
     // Every stage's activations summarised per channel by their spatial mean and SD (Lee et
     // al.'s feature ensemble): early stages see texture and contrast, late ones content.
-    std::vector<at::Tensor> parts;
-    at::Tensor logits;
-    for (const auto& layer : layers) {
-      at::Tensor act;
-      logits = net.forward_capture(x, layer, act);
+    std::vector<at::Tensor> parts, acts;
+    const at::Tensor logits = net.forward_capture_many(x, layers, acts);  // one pass
+    for (const auto& act : acts) {
       const at::Tensor flat = act.flatten(2);
       parts.push_back(flat.mean(2));
       parts.push_back(flat.std(2, /*unbiased=*/false));

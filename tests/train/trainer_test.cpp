@@ -140,6 +140,28 @@ TEST(Trainer, EnsembleMembersTrainIndependentlyAndShipAsOneAveragedNetwork) {
       << "members start from different seeds";
 }
 
+TEST(Ensemble, CapturingManyLayersInOnePassMatchesCapturingEachAlone) {
+  torch::manual_seed(6);
+  std::vector<NetworkPtr> members;
+  for (int k = 0; k < 2; ++k) members.push_back(make_network(preset_architecture("resnet-compact", 2, 1, 2)));
+  auto ens = std::make_shared<Ensemble>(members);
+  torch::NoGradGuard ng;
+  const auto x = torch::randn({2, 1, 28, 28});
+  for (NetworkPtr net : {members[0], NetworkPtr(ens)}) {
+    net->eval();
+    const auto layers = net->layers();
+    std::vector<at::Tensor> acts;
+    const auto y = net->forward_capture_many(x, layers, acts);
+    ASSERT_EQ(acts.size(), layers.size());
+    EXPECT_TRUE(torch::allclose(y, net->forward(x), 1e-5, 1e-6));
+    for (size_t i = 0; i < layers.size(); ++i) {
+      at::Tensor a;
+      net->forward_capture(x, layers[i], a);
+      EXPECT_TRUE(torch::equal(acts[i], a)) << layers[i];
+    }
+  }
+}
+
 TEST(Ensemble, CapturedActivationIsInTheGraphOfTheAveragedScore) {
   torch::manual_seed(5);
   std::vector<NetworkPtr> members;
