@@ -17,7 +17,9 @@
 // image (compact 2-D ResNet) and a 96^3 volume (3-D ResNet with a strided stem), untrained
 // networks of the shapes medlens trains; and Grad-CAM on the busi default model when it exists.
 //
-// usage: bench_explain [--gallery FILE.html] [--images N] [--quick]
+// usage: bench_explain [--gallery FILE.html] [--images N] [--quick] [--timing-only]
+//   --quick        a smaller classifier, one randomisation image, no 96^3 timings
+//   --timing-only  only the time-per-explanation table (2-D and 3-D)
 #include <ATen/ATen.h>
 
 #include <chrono>
@@ -144,13 +146,14 @@ std::string seconds_text(double s) {
 int main(int argc, char** argv) {
   std::string gallery = "explain_gallery.html";
   int max_images = 20;
-  bool quick = false;
+  bool quick = false, timing_only = false;
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--gallery") && i + 1 < argc) gallery = argv[++i];
     else if (!std::strcmp(argv[i], "--images") && i + 1 < argc) max_images = std::atoi(argv[++i]);
     else if (!std::strcmp(argv[i], "--quick")) quick = true;
+    else if (!std::strcmp(argv[i], "--timing-only")) timing_only = true;
     else {
-      std::fprintf(stderr, "usage: bench_explain [--gallery FILE.html] [--images N] [--quick]\n");
+      std::fprintf(stderr, "usage: bench_explain [--gallery FILE.html] [--images N] [--quick] [--timing-only]\n");
       return 2;
     }
   }
@@ -161,6 +164,7 @@ int main(int argc, char** argv) {
                  "each method's, for the class 'lesion', with default parameters.");
 
   for (const std::string source : {"ch2", "busi"}) {
+    if (timing_only) break;  // only the time-per-explanation table below
     test::LesionBenchOptions lo;
     lo.source = source;
     if (quick) lo.train_cases = 200;
@@ -195,8 +199,10 @@ int main(int argc, char** argv) {
       page.raw("<br>");
     }
   }
-  page.save(gallery);
-  std::printf("\ngallery: %s\n", fs::absolute(gallery).c_str());
+  if (!timing_only) {
+    page.save(gallery);
+    std::printf("\ngallery: %s\n", fs::absolute(gallery).c_str());
+  }
 
   // Time per explanation at clinical sizes.
   const Model flat = untrained(2, 256, true);
