@@ -20,26 +20,11 @@ at::Tensor Ensemble::forward(const at::Tensor& x) {
 
 at::Tensor Ensemble::forward_capture(const at::Tensor& x, const std::string& layer, at::Tensor& activation) {
   std::vector<at::Tensor> acts;
-  for (auto& m : members_) {
-    at::Tensor a;
-    m->forward_capture(x, layer, a);
-    acts.push_back(a);
-  }
-  for (const auto& a : acts)
-    if (a.sizes().slice(2) != acts[0].sizes().slice(2))
-      throw UsageError("ensemble members' layer '" + layer + "' differ in size; explain a member instead");
+  forward_capture_many(x, {layer}, acts);
+  activation = acts.front();
   // The members continue from slices of the concatenation, so the averaged score depends on
   // it and gradients with respect to it (Grad-CAM) exist; it still depends on x through acts.
-  activation = at::cat(acts, 1);
-  at::Tensor out;
-  int64_t offset = 0;
-  for (size_t k = 0; k < members_.size(); ++k) {
-    const int64_t c = acts[k].size(1);
-    const at::Tensor y = members_[k]->forward_from(layer, activation.narrow(1, offset, c));
-    out = out.defined() ? out + y : y;
-    offset += c;
-  }
-  return out / static_cast<double>(members_.size());
+  return forward_from(layer, activation);
 }
 
 std::vector<std::string> Ensemble::layers() const { return members_[0]->layers(); }
@@ -56,7 +41,13 @@ at::Tensor Ensemble::forward_capture_many(const at::Tensor& x, const std::vector
     sum = sum.defined() ? sum + y : y;
   }
   activations.clear();
-  for (auto& acts : per_layer) activations.push_back(at::cat(acts, 1));
+  for (size_t i = 0; i < layers.size(); ++i) {
+    // forward_from splits the concatenation evenly: members must agree on the layer's shape.
+    for (const auto& a : per_layer[i])
+      if (a.sizes() != per_layer[i][0].sizes())
+        throw UsageError("ensemble members' layer '" + layers[i] + "' differ in size; explain a member instead");
+    activations.push_back(at::cat(per_layer[i], 1));
+  }
   return sum / static_cast<double>(members_.size());
 }
 
