@@ -7,14 +7,15 @@
 #include "cli/commands.h"
 #include "core/error.h"
 #include "train/trainer.h"
+#include "transforms/params.h"
 
 namespace medlens::cli {
 
 Run add_train(CLI::App& app) {
   auto* cmd = app.add_subcommand("train", "Train a classifier or segmenter from a manifest into a model bundle");
   struct Args {
-    std::string config, manifest, task, arch, out, schedule, balance, monitor;
-    int epochs = 0, batch_size = 0, folds = 0, fold = -1, patience = 0;
+    std::string config, manifest, task, arch, out, schedule, balance, monitor, adversarial, corruptions;
+    int epochs = 0, batch_size = 0, folds = 0, fold = -1, patience = 0, members = 0;
     double lr = 0, weight_decay = -1;
     int64_t seed = -1, max_steps = 0;
     bool resume = false, quiet = false;
@@ -26,6 +27,7 @@ Run add_train(CLI::App& app) {
   cmd->add_option("--arch", a->arch, "resnet18 | resnet34 | resnet-compact | unet");
   cmd->add_option("--out", a->out, "Model bundle folder to write");
   cmd->add_option("--epochs", a->epochs, "Epochs");
+  cmd->add_option("--members", a->members, "Ensemble members trained independently (seeds seed, seed+1000, ...)");
   cmd->add_option("--batch-size", a->batch_size, "Batch size");
   cmd->add_option("--lr", a->lr, "Peak learning rate (AdamW)");
   cmd->add_option("--weight-decay", a->weight_decay, "AdamW weight decay");
@@ -37,6 +39,11 @@ Run add_train(CLI::App& app) {
   cmd->add_option("--fold", a->fold, "Stratified k-fold: the held-out fold, 0-based");
   cmd->add_option("--seed", a->seed, "Seed (data order, augmentation, initialisation)");
   cmd->add_option("--max-steps", a->max_steps, "Stop after this many optimiser steps");
+  cmd->add_option("--adversarial", a->adversarial,
+                  "Adversarial training: eps=0.00784,steps=3,ratio=0.5,method=pgd,norm=linf (eps: fraction of range)");
+  cmd->add_option("--corruptions", a->corruptions,
+                  "Corruption-augmented training: appends random-corruption with these parameters, e.g. "
+                  "p=0.5,severity=1;3,kinds=gaussian;jpeg (empty value: the defaults)");
   cmd->add_flag("--resume", a->resume, "Continue from OUT/checkpoint");
   cmd->add_flag("--quiet", a->quiet, "No progress bar");
   return [a]() {
@@ -61,6 +68,7 @@ Run add_train(CLI::App& app) {
     if (!a->arch.empty()) o.arch = a->arch;
     if (!a->out.empty()) o.out = a->out;
     if (a->epochs > 0) o.epochs = a->epochs;
+    if (a->members > 0) o.members = a->members;
     if (a->batch_size > 0) o.batch_size = a->batch_size;
     if (a->lr > 0) o.lr = a->lr;
     if (a->weight_decay >= 0) o.weight_decay = a->weight_decay;
@@ -72,6 +80,13 @@ Run add_train(CLI::App& app) {
     if (a->fold >= 0) o.fold = a->fold;
     if (a->seed >= 0) o.seed = static_cast<uint64_t>(a->seed);
     if (a->max_steps > 0) o.max_steps = a->max_steps;
+    if (!a->adversarial.empty()) o.adversarial = parse_key_values(a->adversarial);
+    if (!a->corruptions.empty()) {
+      nlohmann::json step = parse_key_values(a->corruptions == "default" ? "" : a->corruptions);
+      step["op"] = "random-corruption";
+      if (!o.augmentation.contains("transforms")) o.augmentation["transforms"] = nlohmann::json::array();
+      o.augmentation["transforms"].push_back(step);
+    }
     o.resume = o.resume || a->resume;
     o.quiet = o.quiet || a->quiet;
     if (o.manifest.empty()) throw UsageError("train needs --manifest (or a config naming it)");

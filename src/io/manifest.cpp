@@ -55,6 +55,20 @@ std::vector<std::string> Manifest::labels(bool sorted) const {
   return out;
 }
 
+std::vector<std::string> ManifestRow::channel_paths(const std::vector<std::string>& channel_names) const {
+  std::vector<std::string> out{path};
+  for (size_t c = 1; c < channel_names.size(); ++c) {
+    const auto it = columns.find(channel_names[c]);
+    if (it == columns.end() || it->second.empty())
+      throw InputError(path, "the model expects a '" + channel_names[c] + "' series (channel " + std::to_string(c + 1) +
+                                 " of " + std::to_string(channel_names.size()) + ") and the manifest has no '" +
+                                 channel_names[c] + "' column value for this row");
+    const fs::path p(it->second);
+    out.push_back((p.is_absolute() || folder.empty() ? p : fs::path(folder) / p).lexically_normal().string());
+  }
+  return out;
+}
+
 Manifest load_manifest(const std::string& csv, bool check_files) {
   std::ifstream in(csv);
   if (!in) throw InputError(csv, "cannot open manifest");
@@ -88,6 +102,7 @@ Manifest load_manifest(const std::string& csv, bool check_files) {
       throw InputError(csv, "line " + std::to_string(line_no) + " has " + std::to_string(fields.size()) +
                                 " fields, the header has " + std::to_string(m.header.size()));
     ManifestRow r;
+    r.folder = base.string();
     for (size_t i = 0; i < fields.size(); ++i) r.columns[m.header[i]] = fields[i];
     r.path = resolve(r.columns["path"]);
     r.label = r.columns.count("label") ? r.columns["label"] : "";

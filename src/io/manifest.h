@@ -14,6 +14,12 @@ struct ManifestRow {
   std::string mask;    ///< resolved mask path, or empty
   std::string split;   ///< e.g. train / val / test, or empty
   std::map<std::string, std::string> columns;  ///< every column as written, subgroups included
+  std::string folder;  ///< the manifest's folder, which relative paths are resolved against
+
+  /// The files of a multi-channel input, in channel order: `path` first, then the column named
+  /// by each further channel (e.g. {"T1", "contrast2"} reads path and contrast2). InputError
+  /// naming the row's path when a channel's column is missing or empty.
+  std::vector<std::string> channel_paths(const std::vector<std::string>& channel_names) const;
 };
 
 struct Manifest {

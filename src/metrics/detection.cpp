@@ -281,4 +281,12 @@ nlohmann::json detection_report(const at::Tensor& probability, const at::Tensor&
   return detection_report(prob, real, o);
 }
 
+nlohmann::json detection_summary(const at::Tensor& probability, const at::Tensor& truth,
+                                 const std::vector<Geometry>& geometry, const DetectionOptions& options) {
+  nlohmann::json j = detection_report(probability, truth, geometry, options);
+  j.erase("per_image");
+  j.erase("lesions");
+  return j;
+}
+
 }  // namespace medlens

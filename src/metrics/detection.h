@@ -123,4 +123,8 @@ nlohmann::json detection_report(const std::vector<Image>& probability, const std
 nlohmann::json detection_report(const at::Tensor& probability, const at::Tensor& truth,
                                 const std::vector<Geometry>& geometry = {}, const DetectionOptions& options = {});
 
+/// detection_report without its per-image and per-lesion lists: what a model card states.
+nlohmann::json detection_summary(const at::Tensor& probability, const at::Tensor& truth,
+                                 const std::vector<Geometry>& geometry = {}, const DetectionOptions& options = {});
+
 }  // namespace medlens

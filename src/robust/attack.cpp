@@ -86,6 +86,16 @@ at::Tensor attack_per_image(const Model& model, const at::Tensor& x, const at::T
   return at::cat(out);
 }
 
+at::Tensor adversarial_batch(Network& net, const at::Tensor& x, const at::Tensor& y, const AttackOptions& o) {
+  o.validate();
+  const bool was_training = net.is_training();
+  net.eval();
+  at::Generator gen = at::detail::createCPUGenerator(o.seed);
+  const at::Tensor adv = attack_batch(net, x.detach(), y, o.eps * intensity_range(x), o, gen);
+  net.train(was_training);
+  return adv;
+}
+
 at::Tensor attack(const Model& model, const at::Tensor& x, const at::Tensor& y, const AttackOptions& o) {
   return attack_per_image(model, x, y, at::full({x.size(0)}, o.eps, x.options()), o);
 }

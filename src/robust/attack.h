@@ -18,6 +18,8 @@
 
 namespace medlens {
 
+class Network;
+
 struct AttackOptions {
   std::string method = "pgd";  ///< fgsm | pgd
   std::string norm = "linf";   ///< linf | l2 (FGSM: linf uses the gradient's sign, l2 its direction)
@@ -39,6 +41,11 @@ at::Tensor attack(const Model& model, const at::Tensor& x, const at::Tensor& y, 
 /// Same, with a radius per image (`eps` (N), fractions of each image's range).
 at::Tensor attack_per_image(const Model& model, const at::Tensor& x, const at::Tensor& y, const at::Tensor& eps,
                             const AttackOptions& options);
+
+/// Adversarial versions of one batch for training (Madry et al. 2018): the attack runs with
+/// `net` in eval mode (batch-norm statistics untouched) and restores its mode; gradients flow
+/// to the input only. Radius and seed as in attack().
+at::Tensor adversarial_batch(Network& net, const at::Tensor& x, const at::Tensor& y, const AttackOptions& options);
 
 /// Each image's intensity range hi - lo over all its values (N), the unit eps is measured in.
 at::Tensor intensity_range(const at::Tensor& x);

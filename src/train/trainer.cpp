@@ -22,6 +22,7 @@
 #include "io/file_util.h"
 #include "io/read.h"
 #include "metrics/classification.h"
+#include "metrics/detection.h"
 #include "metrics/segmentation.h"
 #include "nn/card.h"
 #include "nn/ensemble.h"
@@ -31,6 +32,8 @@
 #include "quality/quality.h"
 #include "quality/trust.h"
 #include "io/manifest.h"
+#include "robust/attack.h"
+#include "transforms/channels.h"
 #include "transforms/registry.h"
 
 namespace fs = std::filesystem;
@@ -47,7 +50,7 @@ TrainOptions TrainOptions::from_json(const nlohmann::json& j) {
       "manifest", "out", "task", "arch", "architecture", "train_split", "val_split", "val_fraction",
       "folds", "fold", "preprocessing", "augmentation", "epochs", "batch_size", "lr", "weight_decay",
       "schedule", "balance", "label_smoothing", "patience", "seed", "resume", "max_steps",
-      "bootstrap_rounds", "quiet", "card", "monitor", "members"};
+      "bootstrap_rounds", "quiet", "card", "monitor", "members", "adversarial"};
   for (auto it = j.begin(); it != j.end(); ++it)
     if (std::find(known.begin(), known.end(), it.key()) == known.end())
       throw UsageError("training config has no key '" + it.key() + "'");
@@ -87,6 +90,8 @@ TrainOptions TrainOptions::from_json(const nlohmann::json& j) {
   get("card", o.card);
   get("monitor", o.monitor);
   get("members", o.members);
+  get("adversarial", o.adversarial);
+  if (!o.adversarial.is_object()) throw UsageError("training config key 'adversarial' must be an object");
   return o;
 }
 
@@ -98,7 +103,7 @@ nlohmann::json TrainOptions::to_json() const {
           {"schedule", schedule}, {"balance", balance}, {"label_smoothing", label_smoothing},
           {"patience", patience}, {"seed", seed}, {"max_steps", max_steps},
           {"bootstrap_rounds", bootstrap_rounds}, {"card", card}, {"monitor", monitor},
-          {"members", members}};
+          {"members", members}, {"adversarial", adversarial}};
 }
 
 namespace {
@@ -140,13 +145,13 @@ void split_rows(const Manifest& m, const TrainOptions& o, std::vector<ManifestRo
 }
 
 Dataset load_dataset(const std::vector<ManifestRow>& rows, const Compose& prep, const std::vector<std::string>& classes,
-                     bool segment, const std::string& manifest) {
+                     bool segment, const std::string& manifest, const std::vector<std::string>& channel_names) {
   std::vector<at::Tensor> xs(rows.size()), ys(rows.size());
   Dataset d;
   d.geometry.resize(rows.size());
   parallel_for(static_cast<int64_t>(rows.size()), [&](int64_t i) {
     const ManifestRow& r = rows[static_cast<size_t>(i)];
-    Sample s{read_image(r.path), std::nullopt};
+    Sample s{channel_names.size() > 1 ? read_channels(r.channel_paths(channel_names)) : read_image(r.path), std::nullopt};
     if (segment) {
       if (r.mask.empty()) throw InputError(manifest, r.path + " has no mask (segmentation needs a mask column)");
       s.label = read_image(r.mask);
@@ -440,8 +445,15 @@ TrainResult train_model(const TrainOptions& o) {
   const Compose prep = load_pipeline(o.preprocessing);
   if (prep.random()) throw UsageError("preprocessing must be deterministic; put random steps in augmentation");
   const Compose augment = load_pipeline(o.augmentation);
-  const Dataset train = load_dataset(train_rows, prep, classes, segment, o.manifest);
-  const Dataset val = load_dataset(val_rows, prep, classes, segment, o.manifest);
+  // Multi-modal inputs: the card names one channel per series; the manifest's `path` holds the
+  // first and a column named after each further channel the others.
+  const std::vector<std::string> channel_names =
+      o.card.contains("input") ? o.card["input"].value("channel_names", std::vector<std::string>{}) : std::vector<std::string>{};
+  const Dataset train = load_dataset(train_rows, prep, classes, segment, o.manifest, channel_names);
+  const Dataset val = load_dataset(val_rows, prep, classes, segment, o.manifest, channel_names);
+  if (!channel_names.empty() && static_cast<int64_t>(channel_names.size()) != train.x.size(1))
+    throw UsageError("card input.channel_names lists " + std::to_string(channel_names.size()) +
+                     " channels but the prepared inputs have " + std::to_string(train.x.size(1)));
   const int64_t dims = train.x.dim() - 2;
   const int64_t channels = train.x.size(1);
 
@@ -452,6 +464,28 @@ TrainResult train_model(const TrainOptions& o) {
                               : segment           ? "dice"
                               : K == 2            ? "auc"
                                                   : "auc_ovr_macro";
+
+  // Adversarial training: which share of each batch is attacked, and how.
+  AttackOptions adv;
+  double adv_ratio = 0;
+  if (!o.adversarial.empty()) {
+    if (segment) throw UsageError("adversarial training is for classifiers (task classify)");
+    const auto& a = o.adversarial;
+    for (auto it = a.begin(); it != a.end(); ++it)
+      if (it.key() != "eps" && it.key() != "steps" && it.key() != "ratio" && it.key() != "method" && it.key() != "norm")
+        throw UsageError("adversarial has no key '" + it.key() + "' (known: eps, steps, ratio, method, norm)");
+    try {
+      adv.eps = a.value("eps", 2.0 / 255);
+      adv.steps = a.value("steps", 3);
+      adv.method = a.value("method", std::string("pgd"));
+      adv.norm = a.value("norm", std::string("linf"));
+      adv_ratio = a.value("ratio", 0.5);
+    } catch (const nlohmann::json::exception&) {
+      throw UsageError("training config key 'adversarial' has a value of the wrong type");
+    }
+    adv.validate();
+    if (!(adv_ratio > 0 && adv_ratio <= 1)) throw UsageError("adversarial ratio must lie in (0, 1]");
+  }
 
   // Class balance: counts over the training labels.
   std::vector<double> counts(K, 0);
@@ -543,7 +577,16 @@ TrainResult train_model(const TrainOptions& o) {
           xs.push_back(xi);
           ys.push_back(yi);
         }
-        const at::Tensor x = at::stack(xs), y = at::stack(ys);
+        at::Tensor x = at::stack(xs);
+        const at::Tensor y = at::stack(ys);
+        if (adv_ratio > 0) {
+          // The first share of the (shuffled) batch becomes adversarial; the rest stays clean,
+          // which keeps clean accuracy (Goodfellow et al.'s mixed objective).
+          const int64_t m = std::max<int64_t>(1, std::llround(adv_ratio * static_cast<double>(x.size(0))));
+          AttackOptions step_adv = adv;
+          step_adv.seed = seed * 0x9E3779B97F4A7C15ULL ^ static_cast<uint64_t>(state.steps);
+          x = at::cat({adversarial_batch(*net, x.slice(0, 0, m), y.slice(0, 0, m), step_adv), x.slice(0, m)});
+        }
         const double lr = lr_at(o, state.steps, total_steps, per_epoch);
         for (auto& group : opt.param_groups()) static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
         opt.zero_grad();
@@ -683,6 +726,7 @@ TrainResult train_model(const TrainOptions& o) {
   if (segment) {
     const at::Tensor pred = v.logits.argmax(1);
     card.metrics = {{"val", segmentation_report(pred, val.y, K, val.geometry, o.bootstrap_rounds, o.seed)}};
+    card.metrics["val"]["detection"] = detection_summary(at::softmax(v.logits, 1).select(1, positive), val.y, val.geometry);
     card.thresholds = o.card.value("thresholds", nlohmann::json::object());
   } else {
     result.temperature = fit_temperature(v.logits, val.y);

@@ -38,6 +38,10 @@ struct TrainOptions {
   /// Validation metric for early stopping and model selection: auto (binary: auc, multi-class:
   /// auc_ovr_macro, segmentation: dice) | auc | auc_ovr_macro | accuracy | balanced_accuracy | loss.
   std::string monitor = "auto";
+  /// Adversarial training (classifiers): {"eps": 2/255, "steps": 3, "ratio": 0.5, "method":
+  /// "pgd", "norm": "linf"}. A share `ratio` of every batch is replaced by its PGD/FGSM version
+  /// (eps a fraction of each image's range, as in `medlens attack`). Empty: off.
+  nlohmann::json adversarial = nlohmann::json::object();
   uint64_t seed = 0;
   bool resume = false;              ///< continue from OUT/checkpoint if present
   int64_t max_steps = -1;           ///< stop after this many optimiser steps (tests, smoke runs)

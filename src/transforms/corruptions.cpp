@@ -658,6 +658,39 @@ class RandomCorruption final : public RandomTransform {
   int severity_;
 };
 
+// Corruption-augmented training (as AugMix / MedMNIST-C training): with probability p, one
+// kind drawn from `kinds` at a severity drawn from [lo, hi], its noise seeded from the stream.
+class RandomCorruptionMix final : public RandomTransform {
+ public:
+  RandomCorruptionMix(std::vector<const Kind*> kinds, int lo, int hi, double p)
+      : kinds_(std::move(kinds)), lo_(lo), hi_(hi), p_(p) {
+    if (kinds_.empty()) throw UsageError("'random-corruption': kinds must name at least one corruption");
+    if (lo_ > hi_) throw UsageError("'random-corruption': severity needs lo <= hi");
+    if (!(p_ >= 0 && p_ <= 1)) throw UsageError("'random-corruption': p must lie in [0, 1]");
+  }
+  std::string name() const override { return "random-corruption"; }
+  nlohmann::json params() const override {
+    nlohmann::json names = nlohmann::json::array();
+    for (const Kind* k : kinds_) names.push_back(k->name);
+    return {{"p", p_}, {"kinds", names}, {"severity", {lo_, hi_}}};
+  }
+  TransformPtr draw(Rng& rng) const override {
+    if (!rng.bernoulli(p_)) return nullptr;
+    const auto pick = [&](int64_t n) { return std::min<int64_t>(n - 1, static_cast<int64_t>(rng.uniform(0, static_cast<double>(n)))); };
+    const Kind& kind = *kinds_[static_cast<size_t>(pick(static_cast<int64_t>(kinds_.size())))];
+    const int severity = lo_ + static_cast<int>(pick(hi_ - lo_ + 1));
+    return std::make_shared<Corruption>(kind, severity, rng.next_seed() >> 11);
+  }
+
+ private:
+  std::vector<const Kind*> kinds_;
+  int lo_, hi_;
+  double p_;
+};
+
+// Kinds that make sense on any modality: no k-space or sinogram physics.
+const char* const kGenericKinds = "gaussian;poisson;speckle;salt-pepper;defocus-blur;motion-blur;jpeg;contrast;brightness;pixelate";
+
 }  // namespace
 
 std::vector<std::string> corruption_kinds() {
@@ -685,6 +718,22 @@ TransformPtr make_corruption(const std::string& kind, int severity) {
 }
 
 void register_corruptions(TransformRegistry& r) {
+  r.add("random-corruption", "augment",
+        "corruption-augmented training: p=0.5, kinds=" + std::string(kGenericKinds) +
+            " (any of medlens corrupt --list), severity=1;3",
+        [](const nlohmann::json& j) -> TransformPtr {
+          ParamReader p("random-corruption", j);
+          const double prob = p.number("p", 0.5);
+          const std::vector<std::string> names = p.texts("kinds", split_list(kGenericKinds));
+          const std::vector<double> sev = p.numbers("severity", {1, 3});
+          p.finish();
+          if (sev.empty() || sev.size() > 2) throw UsageError("'random-corruption': severity must be S or LO;HI");
+          std::vector<const Kind*> chosen;
+          for (const auto& n : names) chosen.push_back(&find_kind(n));
+          const int lo = checked_severity(static_cast<int64_t>(sev.front()));
+          const int hi = checked_severity(static_cast<int64_t>(sev.back()));
+          return std::make_shared<RandomCorruptionMix>(chosen, lo, hi, prob);
+        });
   r.add("corrupt", "corrupt",
         "simulated noise/artefact: kind=gaussian (see medlens corrupt --list), severity=3 (1..5), "
         "seed (optional: fixes the random draw)",

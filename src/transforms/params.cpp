@@ -83,6 +83,31 @@ std::vector<double> ParamReader::numbers(const std::string& key, std::vector<dou
   return out;
 }
 
+std::vector<std::string> ParamReader::texts(const std::string& key, std::vector<std::string> fallback) {
+  seen_.insert(key);
+  if (!params_.contains(key)) return fallback;
+  const auto& v = params_[key];
+  if (v.is_string()) return split_list(v.get<std::string>());
+  if (!v.is_array()) fail(key, "must be a name or a list of names");
+  std::vector<std::string> out;
+  for (const auto& x : v) {
+    if (!x.is_string()) fail(key, "must be a list of names");
+    out.push_back(x.get<std::string>());
+  }
+  return out;
+}
+
+std::vector<std::string> split_list(const std::string& text) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (start <= text.size()) {
+    const size_t end = std::min(text.find(';', start), text.size());
+    if (end > start) out.push_back(text.substr(start, end - start));
+    start = end + 1;
+  }
+  return out;
+}
+
 void ParamReader::finish() const {
   for (auto it = params_.begin(); it != params_.end(); ++it) {
     if (it.key() == "op") continue;

@@ -26,6 +26,8 @@ class ParamReader {
                      std::initializer_list<const char*> choices);
   /// A list of numbers; a single number is accepted as a list of one.
   std::vector<double> numbers(const std::string& key, std::vector<double> fallback);
+  /// A list of names: a JSON array of strings or one string separated by ';'.
+  std::vector<std::string> texts(const std::string& key, std::vector<std::string> fallback);
   /// Throws UsageError naming any key that no getter asked for. Call last.
   void finish() const;
 
@@ -35,6 +37,9 @@ class ParamReader {
   nlohmann::json params_;
   std::set<std::string> seen_;
 };
+
+/// "a;b;c" as {"a", "b", "c"} (empty items dropped).
+std::vector<std::string> split_list(const std::string& text);
 
 /// Parses "key=value,key=value" (values: numbers, true/false, text, or lists "a;b;c") into a
 /// JSON object. Throws UsageError on malformed text.

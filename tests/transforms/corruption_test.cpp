@@ -494,3 +494,45 @@ TEST(DisplayCorruptions, ContrastBrightnessPixelateAndJpegDoWhatTheySay) {
 
 }  // namespace
 }  // namespace medlens
+
+namespace medlens {
+namespace {
+
+// Corruption-augmented training draws a kind and a severity per sample: the draw is seeded,
+// covers the kinds and severities asked for (and only those), and p = 0 leaves images alone.
+TEST(RandomCorruption, DrawsSeededKindsAndSeveritiesFromItsLists) {
+  const TransformPtr t = make_transform("random-corruption", {{"p", 1.0}, {"kinds", "gaussian;jpeg;pixelate"},
+                                                               {"severity", {2, 4}}});
+  ASSERT_TRUE(t->random());
+  std::set<std::string> seen;
+  for (uint64_t seed = 0; seed < 40; ++seed) {
+    Rng a(seed), b(seed);
+    const Image x = (*t)(busi(), a), y = (*t)(busi(), b);
+    EXPECT_TRUE(at::equal(x.voxels(), y.voxels())) << "same seed, same corruption";
+    EXPECT_FALSE(at::equal(x.voxels(), busi().voxels())) << "p = 1 always corrupts";
+    const std::string tag = x.metadata().tags.at("Corruption");
+    const std::string kind = tag.substr(0, tag.find(':'));
+    const int severity = std::stoi(tag.substr(tag.find(':') + 1));
+    EXPECT_TRUE(kind == "gaussian" || kind == "jpeg" || kind == "pixelate") << tag;
+    EXPECT_GE(severity, 2);
+    EXPECT_LE(severity, 4);
+    seen.insert(tag);
+  }
+  EXPECT_GE(seen.size(), 6u) << "40 draws reach most of the 9 kind/severity pairs";
+
+  const TransformPtr never = make_transform("random-corruption", {{"p", 0.0}});
+  Rng rng(3);
+  EXPECT_TRUE(at::equal((*never)(busi(), rng).voxels(), busi().voxels()));
+  // The default list is the modality-independent kinds.
+  const auto kinds = make_transform("random-corruption", nlohmann::json::object())->params()["kinds"];
+  EXPECT_NE(std::find(kinds.begin(), kinds.end(), "gaussian"), kinds.end());
+  EXPECT_EQ(std::find(kinds.begin(), kinds.end(), "ct-metal"), kinds.end());
+
+  EXPECT_THROW(make_transform("random-corruption", {{"kinds", "gaussian;no-such"}}), UsageError);
+  EXPECT_THROW(make_transform("random-corruption", {{"severity", {0, 3}}}), UsageError);
+  EXPECT_THROW(make_transform("random-corruption", {{"severity", {4, 2}}}), UsageError);
+  EXPECT_THROW(make_transform("random-corruption", {{"p", 1.5}}), UsageError);
+}
+
+}  // namespace
+}  // namespace medlens
