@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 
 #include "cli/commands.h"
 #include "core/error.h"
@@ -19,6 +20,7 @@
 #include "io/read.h"
 #include "io/write.h"
 #include "transforms/augment.h"
+#include "transforms/registry.h"
 #include "transforms/synth_lesions.h"
 
 namespace fs = std::filesystem;
@@ -28,7 +30,8 @@ namespace {
 
 struct Args {
   std::vector<std::string> backgrounds, regions;
-  std::string out, size, modality, lesions = "1", radius;
+  std::string out, size, modality, lesions = "1", radius, second_contrast, channel_gain;
+  double spacing_mm = 0;
   int64_t count = 0;
   uint64_t seed = 0;
   double normal_fraction = 0.5;
@@ -170,18 +173,39 @@ int run(const Args& a) {
     }
   }
   if (!a.radius.empty()) parse_range("--radius-mm", a.radius);  // refuse bad text before any work
+  std::vector<double> gains;
+  if (!a.channel_gain.empty()) gains = parse_list("--channel-gain", a.channel_gain);
+  else if (!a.second_contrast.empty()) gains = {0.25, 2.0};  // subtle on the first contrast, clear on the second
+  if (!a.second_contrast.empty() && gains.size() != 2)
+    throw UsageError("--channel-gain needs two values with --second-contrast (first;second)");
+  if (!(a.spacing_mm >= 0)) throw UsageError("--spacing-mm must be positive");
   check_out_folder(a.out);
 
   std::vector<Source> sources;
   for (size_t i = 0; i < a.backgrounds.size(); ++i) {
     Source s{a.backgrounds[i], read_image(a.backgrounds[i]), {}, {}};
+    std::optional<Image> region_image;
     if (!a.regions.empty()) {
       const std::string& rp = a.regions.size() == 1 ? a.regions[0] : a.regions[i];
       const Image r = read_image(rp);
       const Shape rs = r.shape(), bs = s.image.shape();
       if (rs.z != bs.z || rs.y != bs.y || rs.x != bs.x)
         throw InputError(rp, "the region's grid differs from the background " + s.path + "'s");
-      s.region = Image((r.voxels() != 0).any(0, true).to(at::kFloat), s.image.geometry(), Metadata{});
+      region_image = Image((r.voxels() != 0).any(0, true).to(at::kFloat), s.image.geometry(), Metadata{});
+    }
+    if (a.spacing_mm > 0) {
+      // Coarser grids for 3-D benchmarks; the region follows with nearest-neighbour labels.
+      Rng unused(0);
+      Sample resampled = make_transform("resample", {{"spacing", a.spacing_mm}})->apply(Sample{s.image, region_image}, unused);
+      s.image = resampled.image;
+      region_image = resampled.label;
+    }
+    if (!a.second_contrast.empty()) {
+      const Image second = synthetic_contrast(s.image, a.second_contrast);
+      s.image = s.image.with_voxels(at::cat({s.image.voxels(), second.voxels()}, 0));
+    }
+    if (region_image) {
+      s.region = *region_image;
     } else {
       s.region = Image(foreground(s.image).unsqueeze(0).to(at::kFloat), s.image.geometry(), Metadata{});
     }
@@ -202,7 +226,9 @@ int run(const Args& a) {
   const fs::path root = output.temp_path();
   fs::create_directory(root / "images");
   fs::create_directory(root / "masks");
-  std::string manifest = "path,label,mask\n";
+  const bool two = !a.second_contrast.empty();
+  if (two) fs::create_directory(root / "contrast2");
+  std::string manifest = two ? "path,label,mask,contrast2\n" : "path,label,mask\n";
   nlohmann::json entries = nlohmann::json::array();
   int64_t lesion_total = 0;
 
@@ -252,6 +278,7 @@ int run(const Args& a) {
       LesionOptions opts = LesionOptions::for_modality(src.modality);
       const auto [rlo, rhi] = radius_range(a, src.image, image);
       opts.radius(rlo, rhi);
+      if (!gains.empty()) opts.channel_gain(gains);
       const Vec3& sp = image.geometry().spacing;
       const std::array<int64_t, 3> reach{static_cast<int64_t>(std::ceil(opts.reach_mm() / sp[0])),
                                          static_cast<int64_t>(std::ceil(opts.reach_mm() / sp[1])),
@@ -276,10 +303,19 @@ int run(const Args& a) {
     std::snprintf(stem, sizeof stem, "%05lld", static_cast<long long>(i));
     const std::string ext = !image.is_3d() && integral_16bit(image) ? ".png" : ".nii.gz";
     const std::string img_rel = std::string("images/") + stem + ext, mask_rel = std::string("masks/") + stem + ext;
-    write_image(image, (root / img_rel).string());
-    write_image(mask, (root / mask_rel).string());
     const char* label = normal ? "normal" : "lesion";
-    manifest += img_rel + "," + label + "," + mask_rel + "\n";
+    if (two) {
+      // One file per contrast, as two series of one study would arrive.
+      const std::string c2_rel = std::string("contrast2/") + stem + ext;
+      write_image(image.with_voxels(image.voxels().narrow(0, 0, 1).contiguous()), (root / img_rel).string());
+      write_image(image.with_voxels(image.voxels().narrow(0, 1, 1).contiguous()), (root / c2_rel).string());
+      manifest += img_rel + "," + label + "," + mask_rel + "," + c2_rel + "\n";
+      entry["contrast2"] = c2_rel;
+    } else {
+      write_image(image, (root / img_rel).string());
+      manifest += img_rel + "," + label + "," + mask_rel + "\n";
+    }
+    write_image(mask, (root / mask_rel).string());
     entry["path"] = img_rel;
     entry["mask"] = mask_rel;
     entry["label"] = label;
@@ -316,6 +352,12 @@ Run add_synth_lesions(CLI::App& app) {
   cmd->add_flag("--slices", args->slices, "Take 2-D axial (index z) slices from 3-D backgrounds");
   cmd->add_option("--modality", args->modality, "Modality for the lesion defaults: MR, US, DX, CR, OP, ...");
   cmd->add_option("--lesions-per-image", args->lesions, "Lesions per lesion image: N or LO;HI (default 1)");
+  cmd->add_option("--spacing-mm", args->spacing_mm, "Resample backgrounds (and regions) to this isotropic spacing first");
+  cmd->add_option("--second-contrast", args->second_contrast,
+                  "Add a synthetic second contrast of the same anatomy (preset: t2-like), written to contrast2/ "
+                  "and the manifest's contrast2 column");
+  cmd->add_option("--channel-gain", args->channel_gain,
+                  "Lesion contrast factor per channel, FIRST;SECOND (default with --second-contrast: 0.25;2)");
   cmd->add_option("--radius-mm", args->radius, "Base radius range LO;HI in mm (default: 4%..12% of the extent)");
   return [args]() { return run(*args); };
 }

@@ -47,6 +47,7 @@ void LesionOptions::validate() const {
   need(rim_mm_ >= 0 && oedema_mm_ >= 0 && mass_effect_mm_ >= 0 && std::isfinite(oedema_mm_) &&
            std::isfinite(mass_effect_mm_) && std::isfinite(rim_mm_),
        "rim, oedema and mass effect are >= 0 mm");
+  for (double g : channel_gain_) need(std::isfinite(g) && std::abs(g) <= 20, "channel gains are finite, |gain| <= 20");
 }
 
 namespace {
@@ -83,6 +84,7 @@ nlohmann::json LesionOptions::to_json() const {
     j["core_contrast"] = core_contrast_;
   }
   if (oedema_mm_ > 0) j["oedema_contrast"] = oedema_contrast_;
+  if (!channel_gain_.empty()) j["channel_gain"] = channel_gain_;
   return j;
 }
 
@@ -288,7 +290,14 @@ SynthResult insert_lesion(const Image& background, const LesionOptions& o, Rng& 
     contrast = contrast * (1.0 + o.texture_ * noise).clamp(0.0, 2.0);
   }
   const at::Tensor bgd = bg.to(at::kDouble);
-  const at::Tensor tissue = m + ref * contrast.unsqueeze(0) + o.keep_background_ * (bgd - m);
+  at::Tensor channel_contrast = contrast.unsqueeze(0);
+  if (!o.channel_gain_.empty()) {
+    if (static_cast<int64_t>(o.channel_gain_.size()) != background.channels())
+      throw UsageError("lesion channel_gain has " + std::to_string(o.channel_gain_.size()) + " values for an image with " +
+                       std::to_string(background.channels()) + " channels");
+    channel_contrast = channel_contrast * at::tensor(o.channel_gain_, at::kDouble).view({-1, 1, 1, 1});
+  }
+  const at::Tensor tissue = m + ref * channel_contrast + o.keep_background_ * (bgd - m);
   at::Tensor value = bgd + strength.unsqueeze(0) * (tissue - bgd);
   at::Tensor halo = at::zeros_like(r, at::kBool);
   if (o.oedema_mm_ > 0) {
@@ -339,6 +348,42 @@ SynthResult insert_lesion(const Image& background, const LesionOptions& o, Rng& 
   }
   j["options"] = o.to_json();
   return result;
+}
+
+Image synthetic_contrast(const Image& image, const std::vector<double>& from, const std::vector<double>& to) {
+  if (from.size() != to.size() || from.size() < 2)
+    throw UsageError("synthetic contrast: need two or more control points, as many 'from' as 'to'");
+  for (size_t i = 1; i < from.size(); ++i)
+    if (!(from[i] > from[i - 1])) throw UsageError("synthetic contrast: 'from' points must increase");
+  if (image.empty()) throw InputError(image.metadata().source_path, "cannot remap an empty image");
+  const at::Tensor v = image.voxels();
+  const at::Tensor flat = v.reshape(-1);
+  auto quantile99 = [](const at::Tensor& t) {
+    const int64_t k = std::max<int64_t>(1, static_cast<int64_t>(std::ceil(0.99 * static_cast<double>(t.numel()))));
+    return std::get<0>(at::kthvalue(t, k)).item<double>();
+  };
+  double scale = quantile99(flat);
+  const at::Tensor fg = flat.masked_select(flat > 0.1 * scale);
+  if (fg.numel() > 0) scale = quantile99(fg);
+  if (!(scale > 0)) scale = 1;
+  const at::Tensor u = (v / scale).to(at::kDouble);
+  // Piecewise linear through the points; flat beyond either end.
+  at::Tensor out = at::full_like(u, to.front());
+  for (size_t i = 1; i < from.size(); ++i) {
+    const double a = from[i - 1], b = from[i];
+    const at::Tensor t = ((u - a) / (b - a)).clamp(0.0, 1.0);
+    out = at::where(u > a, to[i - 1] + (to[i] - to[i - 1]) * t, out);
+  }
+  Image result = image.with_voxels((out * scale).to(at::kFloat));
+  result.metadata().tags["SyntheticContrast"] = "remapped";
+  return result;
+}
+
+Image synthetic_contrast(const Image& image, const std::string& preset) {
+  // ch2 (T1): CSF ~0.3, grey matter ~0.7, white matter ~0.95 of the foreground's 99th percentile.
+  if (preset == "t2-like")
+    return synthetic_contrast(image, {0.0, 0.1, 0.3, 0.7, 0.95, 1.3}, {0.0, 0.15, 0.95, 0.6, 0.35, 0.45});
+  throw UsageError("unknown synthetic contrast '" + preset + "' (known: t2-like)");
 }
 
 }  // namespace medlens

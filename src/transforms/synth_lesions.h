@@ -20,6 +20,7 @@
 #include <nlohmann/json.hpp>
 
 #include <string>
+#include <vector>
 
 #include "transforms/transform.h"
 
@@ -46,6 +47,10 @@ struct LesionOptions {
   double oedema_mm_ = 0.0;           ///< width of a faint halo outside the boundary (0: none)
   double oedema_contrast_ = -0.1;    ///< contrast of that halo where it meets the lesion
   double mass_effect_mm_ = 0.0;      ///< radial push of the background at R0 (at most R0/2)
+  /// Per-channel factor on the contrast (empty: 1 for every channel). Co-registered contrasts
+  /// stacked as channels see the same lesion stand out differently (e.g. subtle on T1, bright
+  /// on a second contrast).
+  std::vector<double> channel_gain_;
 
   LesionOptions& radius(double min_mm, double max_mm) { radius_min_mm_ = min_mm; radius_max_mm_ = max_mm; return *this; }
   LesionOptions& lobulation(int lobes, double depth) { lobes_ = lobes; lobe_depth_ = depth; return *this; }
@@ -62,6 +67,7 @@ struct LesionOptions {
   }
   LesionOptions& oedema(double width_mm, double contrast) { oedema_mm_ = width_mm; oedema_contrast_ = contrast; return *this; }
   LesionOptions& mass_effect(double push_mm) { mass_effect_mm_ = push_mm; return *this; }
+  LesionOptions& channel_gain(std::vector<double> gains) { channel_gain_ = std::move(gains); return *this; }
 
   /// Defaults for a DICOM modality code: MR bright-ish (+0.35, mass effect 1 mm), US
   /// hypoechoic (-0.6), CR/DX an additive opacity (+0.25, background kept), OP (fundus) a
@@ -88,5 +94,14 @@ struct SynthResult {
 /// Throws UsageError for bad options and InputError when the region is empty or mismatched.
 SynthResult insert_lesion(const Image& background, const LesionOptions& options, Rng& rng,
                           const Image* region = nullptr);
+
+/// A second, synthetic contrast of the same anatomy, for multi-modal benchmarks: a
+/// piecewise-linear remapping of intensity in which tissues change order. Control points
+/// `from` -> `to` are fractions of the image's 99th percentile over its foreground (voxels above
+/// 10% of it); values beyond the last point continue the last segment's level. Preset "t2-like"
+/// for a T1 brain (ch2): air stays dark, CSF becomes bright, grey matter brighter than white
+/// matter. Throws UsageError for an unknown preset or unsorted/mismatched points.
+Image synthetic_contrast(const Image& image, const std::vector<double>& from, const std::vector<double>& to);
+Image synthetic_contrast(const Image& image, const std::string& preset);
 
 }  // namespace medlens
