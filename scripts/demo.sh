@@ -21,6 +21,10 @@ sample=data/samples/busi/malignant_105.png
 echo "== medlens analyze $sample --model models/busi  (an image the model is unsure about)"
 "$bin" analyze "$sample" --model models/busi --out "$out/busi-unsure"
 echo
+brain=data/samples/brain-lesion
+echo "== medlens analyze $brain/t1.nii.gz --channel contrast2=$brain/contrast2.nii.gz  (default model: models/brain-lesion)"
+"$bin" analyze "$brain/t1.nii.gz" --channel "contrast2=$brain/contrast2.nii.gz" --out "$out/brain"
+echo
 echo "== medlens info $sample"
 "$bin" info "$sample"
 echo
@@ -31,5 +35,6 @@ echo "== medlens convert: PNG -> DICOM Secondary Capture, NIfTI, windowed PNG"
 "$bin" info "$out/malignant_105.dcm" --json > "$out/malignant_105.info.json"
 echo
 echo "demo output: $(pwd)/$out"
-echo "  open $(pwd)/$out/chest/report.html, $(pwd)/$out/busi/report.html and $(pwd)/$out/busi-unsure/report.html"
+echo "  open $(pwd)/$out/chest/report.html, $(pwd)/$out/busi/report.html, $(pwd)/$out/busi-unsure/report.html"
+echo "  and $(pwd)/$out/brain/report.html (lesions listed with their size in mm, overlays and masks)"
 ls -1 "$out"

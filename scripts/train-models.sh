@@ -8,8 +8,34 @@ build=${1:-build}
 shift || true
 datasets=${DATASETS:-../shared/datasets}
 names=("$@")
-[ ${#names[@]} -gt 0 ] || names=(pneumoniamnist busi)
+[ ${#names[@]} -gt 0 ] || names=(pneumoniamnist busi brain-lesion)
+# brain-lesion needs no external data set: synthetic lesions in the installed ch2 template
+# (mricron-data) with a synthetic second contrast, 240 windows of 48^3 voxels at 2 mm. The
+# one-channel ablation (T1 only) is trained by the same recipe; the tests compare the two.
+train_brain_lesion() {
+  local t=/usr/share/mricron/templates data
+  data=$(mktemp -d)
+  "$build/bin/medlens" synth-lesions --background "$t/ch2.nii.gz" --region "$t/ch2bet.nii.gz" --spacing-mm 2 \
+    --second-contrast t2-like --size '48;48;48' --count 240 --seed 2026 --normal-fraction 0.2 \
+    --lesions-per-image '1;2' --radius-mm '4;10' --out "$data/windows"
+  for model in brain-lesion brain-lesion-t1only; do
+    echo "== training models/$model from synthetic lesions in ch2"
+    rm -rf "models/$model.training"
+    MEDLENS_THREADS=${MEDLENS_THREADS:-$(nproc)} "$build/bin/medlens" train --config "models/$model/train.json" \
+      --manifest "$data/windows/manifest.csv" --out "models/$model.training"
+    find "models/$model.training" -maxdepth 1 -type f -exec cp {} "models/$model/" \;
+    mkdir -p "docs/models/$model"
+    mv "models/$model/training_curve.png" "docs/models/$model/training_curve.png"
+    rm -rf "models/$model.training"
+  done
+  rm -rf "$data"
+}
+
 for name in "${names[@]}"; do
+  if [ "$name" = brain-lesion ]; then
+    train_brain_lesion
+    continue
+  fi
   manifest="$datasets/$name/manifest.csv"
   if [ ! -f "$manifest" ]; then
     echo "train-models: $manifest not found; set DATASETS to the folder holding $name/manifest.csv" >&2

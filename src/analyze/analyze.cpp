@@ -1,4 +1,6 @@
 #include "analyze/analyze.h"
+#include "analyze/common.h"
+#include "analyze/lesions.h"
 
 #include <unistd.h>
 
@@ -49,42 +51,10 @@ std::string default_model_for(const std::string& modality, bool volume) {
   return dir;
 }
 
-namespace {
-
-void write_text(const std::string& path, const std::string& text) {
-  AtomicOutput out(path);
-  {
-    std::ofstream f(out.temp_path());
-    f << text;
-    if (!f) throw InputError(path, "cannot write");
-  }
-  out.commit();
-}
-
-std::string percent(double p) {
-  char b[32];
-  std::snprintf(b, sizeof b, "%.1f%%", 100 * p);
-  return b;
-}
-
-std::string fixed(double v, int digits = 3) {
-  char b[32];
-  std::snprintf(b, sizeof b, "%.*f", digits, v);
-  return b;
-}
-
-nlohmann::json card_summary(const ModelCard& c) {
-  nlohmann::json metrics = nlohmann::json::object();
-  if (c.metrics.contains("val"))
-    for (const char* k : {"auc", "accuracy", "balanced_accuracy", "sensitivity", "specificity", "ece"})
-      if (c.metrics["val"].contains(k)) metrics[k] = c.metrics["val"][k];
-  return {{"id", c.id()},           {"task", c.task},           {"classes", c.classes},
-          {"positive_class", c.positive_class}, {"description", c.description},
-          {"intended_use", c.intended_use}, {"limitations", c.limitations}, {"val_metrics", metrics},
-          {"modalities", c.input.modalities}};
-}
-
-}  // namespace
+using analysis::card_summary;
+using analysis::fixed;
+using analysis::percent;
+using analysis::write_text;
 
 nlohmann::json analyze(const AnalyzeOptions& o) {
   if (o.input.empty() || o.out.empty()) throw UsageError("analyze needs INPUT and --out");
@@ -96,18 +66,21 @@ nlohmann::json analyze(const AnalyzeOptions& o) {
   for (const auto& m : models) m.check_fits(image);
   const Model& model = models.front();
   const ModelCard& card = model.card();
-  if (card.task != "classify")
-    throw UsageError("analyze of segmentation models is handled by the lesion pipeline; " + card.id() + " is a segmenter");
+  if (card.task == "segment") {
+    if (models.size() > 1) throw UsageError("analyze takes one segmentation model at a time");
+    return analyze_lesions(o, image, model);
+  }
+  if (!o.channels.empty()) throw UsageError("--channel is for multi-channel models; " + card.id() + " takes one series");
 
-  // Quality and out-of-distribution checks come before any answer is trusted.
-  const QualityReport quality = assess_quality(image, model);
+  // Quality and out-of-distribution checks come before any answer is trusted: they read the
+  // prediction's own prepared image and pass.
   PredictOptions po;
   po.tta = o.tta;
   po.mc_samples = o.mc_samples;
   po.seed = o.seed;
-  Prediction p = predict(models, image, po);
-  apply_quality(quality, p);
-  apply_abstention(card, p);
+  std::vector<QualityReport> checks;
+  const Prediction p = predict_checked(models, {image}, po, &checks).front();
+  const QualityReport& quality = checks.front();
 
   const size_t pos = static_cast<size_t>(card.class_index(card.positive_class));
   const double op = card.thresholds.value("operating_point", 0.5);

@@ -4,6 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -17,6 +18,11 @@ struct AnalyzeOptions {
   int mc_samples = 0;
   std::string explain_method;        ///< empty: the card's default (Grad-CAM); "none" to skip
   uint64_t seed = 0;
+  /// Further series of the study for multi-channel models, by the card's channel name
+  /// (input.channel_names[1..]); INPUT is the first channel.
+  std::map<std::string, std::string> channels;
+  /// Register each further series to INPUT (rigid, mutual information) before stacking.
+  bool register_series = false;
 };
 
 /// Runs the analysis and returns findings.json's content. Throws InputError for an input that

@@ -46,13 +46,9 @@ Run add_predict(CLI::App& app) {
       const std::vector<std::string> part(paths.begin() + static_cast<long>(start),
                                           paths.begin() + static_cast<long>(std::min(paths.size(), start + chunk)));
       const std::vector<Image> images = read_images(part);
-      std::vector<Prediction> preds = predict_many(models, images, o);
-      // The same checks as analyze: input quality and out-of-distribution, then abstention.
-      const std::vector<QualityReport> quality = assess_quality_many(images, models.front());
-      for (size_t i = 0; i < preds.size(); ++i) {
-        apply_quality(quality[i], preds[i]);
-        apply_abstention(models.front().card(), preds[i]);
-      }
+      // The same checks as analyze (input quality, out-of-distribution, abstention), from the
+      // same prepared tensors and the same pass as the prediction.
+      const std::vector<Prediction> preds = predict_checked(models, images, o);
       for (const auto& p : preds) {
         if (a->json) {
           std::cout << prediction_json(p).dump() << "\n";

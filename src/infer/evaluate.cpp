@@ -7,7 +7,9 @@
 #include "core/parallel.h"
 #include "io/read.h"
 #include "metrics/classification.h"
+#include "metrics/detection.h"
 #include "metrics/segmentation.h"
+#include "transforms/channels.h"
 #include "nn/network.h"
 #include "io/manifest.h"
 
@@ -24,26 +26,32 @@ namespace {
 nlohmann::json evaluate_segmentation(const Model& model, const std::vector<ManifestRow>& rows, const EvaluateOptions& o,
                                      const std::string& manifest) {
   const int K = static_cast<int>(model.card().classes.size());
-  std::vector<at::Tensor> preds, truths;
+  std::vector<at::Tensor> preds, probs, truths;
   std::vector<Geometry> geometry;
   Network& net = *model.network();
   net.eval();
   torch::NoGradGuard no_grad;
   for (const auto& r : rows) {
     if (r.mask.empty()) throw InputError(manifest, r.path + " has no mask to evaluate against");
-    Image image = read_image(r.path);
+    const auto& channels = model.card().input.channel_names;
+    Image image = channels.size() > 1 ? read_channels(r.channel_paths(channels)) : read_image(r.path);
     model.check_fits(image);
     Sample s{image, read_image(r.mask)};
     Rng rng(0);
     s = model.preprocessing().apply(std::move(s), rng);
     const bool flat = !s.image.is_3d();
     const at::Tensor x = (flat ? s.image.voxels().select(1, 0) : s.image.voxels()).unsqueeze(0);
-    preds.push_back(net.forward(x).argmax(1)[0]);
+    const at::Tensor logits = net.forward(x);
+    preds.push_back(logits.argmax(1)[0]);
+    probs.push_back(at::softmax(logits, 1)[0][K - 1]);
     const at::Tensor lab = s.label->voxels()[0].round().to(at::kLong);
     truths.push_back(flat ? lab.select(0, 0) : lab);
     geometry.push_back(s.image.geometry());
   }
-  return segmentation_report(at::stack(preds), at::stack(truths), K, geometry, o.bootstrap_rounds, o.seed);
+  nlohmann::json report = segmentation_report(at::stack(preds), at::stack(truths), K, geometry, o.bootstrap_rounds, o.seed);
+  // Lesion-wise detection of the last (lesion) class: sensitivity, precision, FROC and CPM.
+  if (K == 2) report["detection"] = detection_summary(at::stack(probs), at::stack(truths), geometry);
+  return report;
 }
 
 }  // namespace

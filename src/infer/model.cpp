@@ -1,8 +1,12 @@
 #include "infer/model.h"
 
+#include <ATen/Parallel.h>
+
+#include <exception>
 #include <filesystem>
 
 #include "core/error.h"
+#include "core/parallel.h"
 #include "nn/card.h"
 #include "nn/network.h"
 #include "nn/torchscript.h"
@@ -93,7 +97,8 @@ Image Model::prepared_image(const Image& image) const {
     throw InputError(image.metadata().source_path,
                      "after preprocessing the image has " + std::to_string(out.channels()) + " channel(s); model " +
                          c.id() + " expects " + std::to_string(c.input.channels));
-  if (!c.input.size.empty()) {
+  // Segmenters run by sliding windows of the card's size over inputs of any size.
+  if (!c.input.size.empty() && c.task != "segment") {
     const int64_t got[3] = {out.width(), out.height(), out.depth()};
     for (size_t a = 0; a < c.input.size.size() && a < 3; ++a)
       if (got[a] != c.input.size[a])
@@ -107,6 +112,58 @@ Image Model::prepared_image(const Image& image) const {
 at::Tensor Model::prepare(const Image& image) const {
   const Image p = prepared_image(image);
   return state_->card.input.dims == 2 ? p.voxels().select(1, 0) : p.voxels();
+}
+
+at::Tensor Model::prepare_many(const std::vector<Image>& images) const {
+  if (images.empty()) throw UsageError("prepare_many needs at least one image");
+  std::vector<at::Tensor> prepared(images.size());
+  std::vector<std::exception_ptr> errors(images.size());
+  parallel_for(static_cast<int64_t>(images.size()), [&](int64_t i) {
+    try {
+      prepared[i] = prepare(images[i]);
+    } catch (...) {
+      errors[i] = std::current_exception();
+    }
+  });
+  for (const auto& e : errors)  // the first image in order, whichever thread failed first
+    if (e) std::rethrow_exception(e);
+  return at::stack(prepared);
+}
+
+at::Tensor Model::forward(const at::Tensor& batch, at::Tensor* features) const {
+  Network& net = *state_->network;
+  torch::NoGradGuard no_grad;
+  net.eval();
+  if (!features) return net.forward(batch);
+  const std::vector<std::string> layers = net.layers();
+  if (layers.empty()) {
+    *features = net.embed(batch);
+    return net.forward(batch);
+  }
+  // Every stage's activations summarised per channel by their spatial mean and SD (Lee et
+  // al.'s feature ensemble): early stages see texture and contrast, late ones content.
+  std::vector<at::Tensor> activations;
+  const at::Tensor logits = net.forward_capture_many(batch, layers, activations);
+  int64_t width = 0;
+  for (const auto& a : activations) width += 2 * a.size(1);
+  *features = at::empty({batch.size(0), width}, logits.options());
+  // Image by image in one parallel region, rather than two small ones per layer: the same
+  // values (each channel's reduction is the same serial one either way), far fewer hand-offs
+  // between threads.
+  at::parallel_for(0, batch.size(0), 1, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      at::Tensor row = features->select(0, i);
+      int64_t column = 0;
+      for (const auto& a : activations) {
+        const at::Tensor flat = a.select(0, i).flatten(1);  // (C, voxels)
+        const int64_t c = flat.size(0);
+        row.narrow(0, column, c).copy_(flat.mean(1));
+        row.narrow(0, column + c, c).copy_(flat.std(1, /*unbiased=*/false));
+        column += 2 * c;
+      }
+    }
+  });
+  return logits;
 }
 
 }  // namespace medlens

@@ -5,6 +5,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "core/image.h"
 #include "nn/card.h"
@@ -36,6 +37,17 @@ class Model {
   void check_fits(const Image& image) const;
   /// The preprocessed image as the network sees it: a float tensor (C,H,W) or (C,D,H,W).
   at::Tensor prepare(const Image& image) const;
+  /// prepare() of every image, stacked into a batch (N,C,H,W) or (N,C,D,H,W); the images are
+  /// prepared on up to thread_count() threads, each exactly as prepare() would. Throws what
+  /// prepare() throws for the first image (in order) that does not fit.
+  at::Tensor prepare_many(const std::vector<Image>& images) const;
+  /// One pass of the network over a prepared batch (N,C,...), in evaluation mode and without
+  /// gradients: the logits (N,K). When `features` is given it also receives that same pass's
+  /// feature summary (N,F) for the feature-space OOD score (quality/ood.h): the output of every
+  /// layer in Network::layers(), in that order, summarised per channel by its spatial mean and
+  /// SD; networks that name no layers give their penultimate features (a second pass). Not
+  /// thread-safe: calls share the network.
+  at::Tensor forward(const at::Tensor& batch, at::Tensor* features = nullptr) const;
   /// The preprocessed image itself (geometry and all), for explanations and overlays.
   Image prepared_image(const Image& image) const;
 

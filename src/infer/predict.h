@@ -51,6 +51,20 @@ Prediction predict(const std::vector<Model>& models, const Image& image, const P
 std::vector<Prediction> predict_many(const std::vector<Model>& models, const std::vector<Image>& images,
                                      const PredictOptions& options = {});
 
+/// Each model's batch of the images, Model::prepare_many: models whose preprocessing and input
+/// spec are the same share one batch (each still checks that the images fit it).
+std::vector<at::Tensor> prepare_for(const std::vector<Model>& models, const std::vector<Image>& images);
+
+/// predict_many on images already prepared: `batches` as prepare_for() gives them, `inputs`
+/// naming each row (Prediction::input). Each model makes one deterministic pass per batch of
+/// options.batch_size, plus the mirrored and Monte-Carlo passes asked for (with Monte-Carlo
+/// dropout only the first model makes a deterministic pass). That first pass is kept when asked: `logits` receives its uncalibrated logits (N,K) and `features` its OOD
+/// features (N,F) from that same pass (Model::forward), so the quality stage needs no pass of
+/// its own.
+std::vector<Prediction> predict_prepared(const std::vector<Model>& models, const std::vector<at::Tensor>& batches,
+                                         const std::vector<std::string>& inputs, const PredictOptions& options = {},
+                                         at::Tensor* logits = nullptr, at::Tensor* features = nullptr);
+
 /// The contract's JSON line: {"input", "model", "probabilities": {class: p}, "label", "status",
 /// "reasons", "uncertainty": {...}, "quality": {...}}.
 nlohmann::json prediction_json(const Prediction& p);

@@ -1,5 +1,7 @@
 #include "nn/layers.h"
 
+#include <limits>
+
 #include "core/error.h"
 
 namespace medlens::layers {
@@ -35,11 +37,51 @@ torch::nn::AnyModule norm(int64_t dims, const std::string& kind, int64_t channel
   throw UsageError("normalisation must be 'batch' or 'instance', not '" + kind + "'");
 }
 
+namespace {
+
+// A parameter-free module around max_pool_forward.
+class MaxPoolImpl : public torch::nn::Cloneable<MaxPoolImpl> {
+ public:
+  MaxPoolImpl(int64_t kernel, int64_t stride, int64_t padding) : kernel_(kernel), stride_(stride), padding_(padding) {}
+  void reset() override {}
+  at::Tensor forward(const at::Tensor& x) { return max_pool_forward(x, kernel_, stride_, padding_); }
+
+ private:
+  int64_t kernel_, stride_, padding_;
+};
+TORCH_MODULE(MaxPool);
+
+}  // namespace
+
 torch::nn::AnyModule max_pool(int64_t dims, int64_t kernel, int64_t stride, int64_t padding) {
   check_dims(dims);
-  if (dims == 2)
-    return torch::nn::AnyModule(torch::nn::MaxPool2d(torch::nn::MaxPool2dOptions(kernel).stride(stride).padding(padding)));
-  return torch::nn::AnyModule(torch::nn::MaxPool3d(torch::nn::MaxPool3dOptions(kernel).stride(stride).padding(padding)));
+  if (kernel < 1 || stride < 1 || padding < 0 || 2 * padding > kernel)
+    throw UsageError("max pooling needs kernel >= 1, stride >= 1 and 0 <= padding <= kernel / 2");
+  return torch::nn::AnyModule(MaxPool(kernel, stride, padding));
+}
+
+at::Tensor max_pool_forward(const at::Tensor& x, int64_t kernel, int64_t stride, int64_t padding) {
+  const int64_t dims = x.dim() - 2;
+  check_dims(dims);
+  if (x.requires_grad() && at::GradMode::is_enabled())  // its backward routes to the argmax
+    return dims == 2 ? at::max_pool2d(x, kernel, stride, padding) : at::max_pool3d(x, kernel, stride, padding);
+  // Padded with -inf, which never wins: every window holds at least one voxel of x.
+  const at::Tensor padded =
+      padding > 0 ? at::constant_pad_nd(x, std::vector<int64_t>(static_cast<size_t>(2 * dims), padding),
+                                        -std::numeric_limits<double>::infinity())
+                  : x;
+  at::Tensor y = padded;
+  for (int64_t axis = 2; axis < x.dim(); ++axis) {
+    const int64_t n = (x.size(axis) + 2 * padding - kernel) / stride + 1;
+    if (n < 1) throw UsageError("max pooling window larger than the (padded) input");
+    at::Tensor m;
+    for (int64_t k = 0; k < kernel; ++k) {
+      const at::Tensor v = y.slice(axis, k, k + stride * (n - 1) + 1, stride);
+      m = m.defined() ? at::maximum(m, v) : v;
+    }
+    y = m;
+  }
+  return y.contiguous();
 }
 
 torch::nn::AnyModule dropout(int64_t dims, double p) {

@@ -9,7 +9,14 @@ torch::nn::AnyModule conv(int64_t dims, int64_t in, int64_t out, int64_t kernel,
                           int64_t padding = -1, bool bias = false);
 /// Normalisation: "batch" or "instance" (affine), over `channels`.
 torch::nn::AnyModule norm(int64_t dims, const std::string& kind, int64_t channels);
+/// Max pooling (a MaxPool module: max_pool_forward with these settings).
 torch::nn::AnyModule max_pool(int64_t dims, int64_t kernel, int64_t stride, int64_t padding);
+/// Max pooling of (N,C,H,W) or (N,C,D,H,W) over cubic windows of `kernel` voxels, `stride`
+/// apart, padding <= kernel / 2 (no dilation, floor rounding): the values of max_pool2d/3d
+/// exactly. When gradients are needed it is max_pool2d/3d; otherwise the maximum of the
+/// window's strided views, axis by axis, which skips the argmax indices LibTorch's CPU kernel
+/// always computes (several times faster; a maximum involves no rounding, so the same values).
+at::Tensor max_pool_forward(const at::Tensor& x, int64_t kernel, int64_t stride, int64_t padding);
 torch::nn::AnyModule dropout(int64_t dims, double p);
 /// Transposed convolution that doubles the spatial size.
 torch::nn::AnyModule up_conv(int64_t dims, int64_t in, int64_t out);

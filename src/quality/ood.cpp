@@ -161,29 +161,11 @@ std::vector<double> energy_scores(const at::Tensor& logits) {
 
 void features_and_logits(const Model& model, const at::Tensor& inputs, at::Tensor& features, at::Tensor& logits,
                          int64_t batch_size) {
-  Network& net = *model.network();
-  torch::NoGradGuard no_grad;
-  net.eval();
   std::vector<at::Tensor> fs_, ls;
-  const std::vector<std::string> layers = net.layers();
   for (int64_t start = 0; start < inputs.size(0); start += batch_size) {
-    const at::Tensor x = inputs.slice(0, start, std::min(inputs.size(0), start + batch_size));
-    if (layers.empty()) {
-      fs_.push_back(net.embed(x));
-      ls.push_back(net.forward(x));
-      continue;
-    }
-    // Every stage's activations summarised per channel by their spatial mean and SD (Lee et
-    // al.'s feature ensemble): early stages see texture and contrast, late ones content.
-    std::vector<at::Tensor> parts, acts;
-    const at::Tensor logits = net.forward_capture_many(x, layers, acts);  // one pass
-    for (const auto& act : acts) {
-      const at::Tensor flat = act.flatten(2);
-      parts.push_back(flat.mean(2));
-      parts.push_back(flat.std(2, /*unbiased=*/false));
-    }
-    fs_.push_back(at::cat(parts, 1));
-    ls.push_back(logits);
+    at::Tensor f;
+    ls.push_back(model.forward(inputs.slice(0, start, std::min(inputs.size(0), start + batch_size)), &f));
+    fs_.push_back(f);
   }
   features = at::cat(fs_);
   logits = at::cat(ls);

@@ -50,9 +50,8 @@ class FeatureOod {
 /// Energy score per row of logits (N,K): -logsumexp(logits). Higher means less familiar.
 std::vector<double> energy_scores(const at::Tensor& logits);
 
-/// OOD features (N,F) (per-channel mean and SD of every layer in Network::layers(), or the
-/// penultimate features for networks that name no layers) and logits (N,K) of prepared inputs
-/// (N,C,...), in batches, without gradients.
+/// OOD features (N,F) and logits (N,K) of prepared inputs (N,C,...): Model::forward over
+/// batches of `batch_size` (one pass each gives both).
 void features_and_logits(const Model& model, const at::Tensor& inputs, at::Tensor& features, at::Tensor& logits,
                          int64_t batch_size = 64);
 

@@ -1,11 +1,13 @@
 #include "quality/quality.h"
 
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
 
+#include "core/error.h"
 #include "quality/ood.h"
 
 namespace medlens {
@@ -31,14 +33,14 @@ std::string fmt(double v) {
 
 // Feature-space checks against the card's OOD reference (when the bundle has one): the image
 // must look, to the network itself, like the images it was trained on.
-void assess_ood(const at::Tensor& batch, const Model& model, std::vector<QualityReport>& reports) {
-  const FeatureOod ood = FeatureOod::load(model);
-  if (ood.empty()) return;
+void assess_ood(const FeatureOod& ood, const at::Tensor& logits, const at::Tensor& features, const Model& model,
+                std::vector<QualityReport>& reports) {
   const nlohmann::json& spec = model.card().ood["features"];
   const double pass = spec.value("pass_quantile", 0.99);
   const std::string pct = fmt(100 * pass);
-  at::Tensor features, logits;
-  features_and_logits(model, batch, features, logits);
+  if (!logits.defined() || !features.defined() || logits.size(0) != static_cast<int64_t>(reports.size()) ||
+      features.size(0) != static_cast<int64_t>(reports.size()))
+    throw UsageError("the OOD checks of " + model.card().id() + " need the logits and features of every image");
   const std::vector<double> maha = ood.mahalanobis(features), energy = energy_scores(logits);
   for (size_t i = 0; i < reports.size(); ++i) {
     QualityCheck m{"mahalanobis", maha[i], true, ""};
@@ -89,14 +91,24 @@ nlohmann::json quality_reference(const std::vector<std::map<std::string, double>
   return out;
 }
 
-std::vector<QualityReport> assess_quality_many(const std::vector<Image>& images, const Model& model) {
+std::vector<QualityReport> assess_quality_prepared(const std::vector<Image>& images, const at::Tensor& prepared,
+                                                   const at::Tensor& logits, const at::Tensor& features,
+                                                   const Model& model) {
   std::vector<QualityReport> reports(images.size());
-  std::vector<at::Tensor> prepared;
   const nlohmann::json ref = model.card().ood.value("quality", nlohmann::json::object());
+  // The measurements, image by image on LibTorch's threads (each image's own operations then
+  // run serially, so its values do not depend on the thread count).
+  std::vector<std::map<std::string, double>> measured(images.size());
+  std::vector<std::pair<float, float>> ranges(images.size());
+  at::parallel_for(0, static_cast<int64_t>(images.size()), 1, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      measured[static_cast<size_t>(i)] = quality_features(prepared[i]);
+      ranges[static_cast<size_t>(i)] = value_range(images[static_cast<size_t>(i)]);
+    }
+  });
   for (size_t i = 0; i < images.size(); ++i) {
     QualityReport& r = reports[i];
-    prepared.push_back(model.prepare(images[i]));
-    const auto f = quality_features(prepared.back());
+    const auto& f = measured[i];
     // Tolerances beyond the training range: generous, so ordinary variation is never flagged.
     auto check = [&](const std::string& name, bool high_is_bad, double factor, const std::string& what) {
       QualityCheck c{name, f.at(name), true, ""};
@@ -111,7 +123,7 @@ std::vector<QualityReport> assess_quality_many(const std::vector<Image>& images,
       r.checks.push_back(c);
     };
     QualityCheck range{"dynamic_range", f.at("dynamic_range"), true, ""};
-    const auto [lo, hi] = value_range(images[i]);
+    const auto [lo, hi] = ranges[i];
     if (!(hi > lo)) {
       range.passed = false;
       range.reason = "the image is blank (every voxel has the same value)";
@@ -120,8 +132,39 @@ std::vector<QualityReport> assess_quality_many(const std::vector<Image>& images,
     check("noise", true, 1.5, "the image is much noisier than the images this model was trained and tested on");
     check("sharpness", false, 1.5, "the image is much blurrier than the images this model was trained and tested on");
   }
-  if (!images.empty()) assess_ood(at::stack(prepared), model, reports);
+  const FeatureOod ood = FeatureOod::load(model);
+  if (!images.empty() && !ood.empty()) assess_ood(ood, logits, features, model, reports);
   return reports;
+}
+
+std::vector<QualityReport> assess_quality_many(const std::vector<Image>& images, const Model& model) {
+  if (images.empty()) return {};
+  const at::Tensor prepared = model.prepare_many(images);
+  at::Tensor logits, features;
+  if (!FeatureOod::load(model).empty()) features_and_logits(model, prepared, features, logits);
+  return assess_quality_prepared(images, prepared, logits, features, model);
+}
+
+std::vector<Prediction> predict_checked(const std::vector<Model>& models, const std::vector<Image>& images,
+                                        const PredictOptions& o, std::vector<QualityReport>* reports) {
+  if (images.empty()) return {};
+  if (models.empty()) throw UsageError("predict needs at least one model");
+  const Model& model = models.front();
+  const std::vector<at::Tensor> batches = prepare_for(models, images);
+  std::vector<std::string> inputs;
+  for (const auto& image : images) inputs.push_back(image.metadata().source_path);
+  // The OOD checks read the features of the prediction's own pass: no second pass.
+  const bool ood = !FeatureOod::load(model).empty();
+  at::Tensor logits, features;
+  std::vector<Prediction> preds =
+      predict_prepared(models, batches, inputs, o, ood ? &logits : nullptr, ood ? &features : nullptr);
+  std::vector<QualityReport> checks = assess_quality_prepared(images, batches.front(), logits, features, model);
+  for (size_t i = 0; i < preds.size(); ++i) {
+    apply_quality(checks[i], preds[i]);
+    apply_abstention(model.card(), preds[i]);
+  }
+  if (reports) *reports = std::move(checks);
+  return preds;
 }
 
 QualityReport assess_quality(const Image& image, const Model& model) { return assess_quality_many({image}, model).front(); }

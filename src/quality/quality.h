@@ -41,6 +41,23 @@ nlohmann::json quality_reference(const std::vector<std::map<std::string, double>
 QualityReport assess_quality(const Image& image, const Model& model);
 /// The same for many images, with the network's passes batched.
 std::vector<QualityReport> assess_quality_many(const std::vector<Image>& images, const Model& model);
+/// The same on what prediction already computed, with no pass of its own: `prepared` is
+/// model.prepare_many(images) (N,C,...); `logits` (N,K) and `features` (N,F) are the model's
+/// deterministic pass over it (Model::forward; predict_prepared keeps them), needed only when
+/// the bundle has a feature-space OOD reference (FeatureOod::load) and unused otherwise.
+std::vector<QualityReport> assess_quality_prepared(const std::vector<Image>& images, const at::Tensor& prepared,
+                                                   const at::Tensor& logits, const at::Tensor& features,
+                                                   const Model& model);
+
+/// What `medlens predict` and `analyze` answer: predictions with every check applied. Each
+/// image is prepared once per model (prepare_for), each model makes one deterministic pass per
+/// batch, whose first-model logits and features also serve the OOD checks, the quality checks
+/// run on the same prepared tensors (the first model's), then apply_quality and
+/// apply_abstention with the first model's card. `reports`, when given, receives each image's
+/// checks. Throws what predict_prepared and assess_quality_prepared throw.
+std::vector<Prediction> predict_checked(const std::vector<Model>& models, const std::vector<Image>& images,
+                                        const PredictOptions& options = {},
+                                        std::vector<QualityReport>* reports = nullptr);
 
 /// Copies the measurements into the prediction and, when a check failed, sets its status to
 /// "inconclusive" with the checks' reasons.

@@ -88,15 +88,15 @@ nlohmann::json audit(const std::string& bundle, const std::string& manifest, con
   const size_t n = images.size();
 
   // Predictions, calibration, abstention and the input/OOD checks.
-  std::vector<Prediction> preds = predict_many({model}, images);
-  const std::vector<QualityReport> quality = assess_quality_many(images, model);
+  std::vector<QualityReport> quality;
+  const std::vector<Prediction> preds = predict_checked({model}, images, {}, &quality);
   ProbRows raw, probs;
   std::vector<double> conf;
   std::vector<bool> correct;
   std::map<std::string, int> failed_checks;
   int answered = 0, answered_correct = 0, answered_pos = 0, answered_tp = 0, refused_by_checks = 0;
   for (size_t i = 0; i < n; ++i) {
-    Prediction& p = preds[i];
+    const Prediction& p = preds[i];
     const at::Tensor s = at::softmax(at::tensor(p.raw_logits, at::kDouble), 0).contiguous();
     raw.emplace_back(s.data_ptr<double>(), s.data_ptr<double>() + s.numel());
     probs.push_back(p.probabilities);
@@ -106,8 +106,6 @@ nlohmann::json audit(const std::string& bundle, const std::string& manifest, con
     const QualityReport& q = quality[i];
     for (const auto& c : q.checks) failed_checks[c.name] += !c.passed;
     refused_by_checks += !q.ok();
-    apply_quality(q, p);
-    apply_abstention(card, p);
     if (p.status != "ok") continue;
     ++answered;
     answered_correct += arg == labels[i];

@@ -19,23 +19,19 @@ Scores score(const Model& model, const std::vector<Image>& images, const std::ve
              const CorruptionBenchOptions& o) {
   PredictOptions po;
   po.batch_size = o.batch_size;
-  std::vector<Prediction> preds = predict_many({model}, images, po);
+  // Judged: with the input and OOD checks and abstention, from the same pass.
+  const std::vector<Prediction> preds = o.judge ? predict_checked({model}, images, po) : predict_many({model}, images, po);
   const int positive = static_cast<int>(model.card().class_index(model.card().positive_class));
   std::vector<double> s;
   std::vector<bool> pos;
   double correct = 0, refused = 0;
-  const std::vector<QualityReport> checks = o.judge ? assess_quality_many(images, model) : std::vector<QualityReport>{};
   for (size_t i = 0; i < preds.size(); ++i) {
-    Prediction& p = preds[i];
+    const Prediction& p = preds[i];
     const int arg = static_cast<int>(std::max_element(p.probabilities.begin(), p.probabilities.end()) - p.probabilities.begin());
     correct += arg == labels[i];
     s.push_back(p.probabilities[static_cast<size_t>(positive)]);
     pos.push_back(labels[i] == positive);
-    if (o.judge) {
-      apply_quality(checks[i], p);
-      apply_abstention(model.card(), p);
-      refused += p.status != "ok";
-    }
+    if (o.judge) refused += p.status != "ok";
   }
   const double n = static_cast<double>(preds.size());
   return {correct / n, roc_auc(s, pos), o.judge ? refused / n : NAN};

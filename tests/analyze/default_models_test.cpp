@@ -8,6 +8,8 @@
 
 #include "infer/evaluate.h"
 #include "infer/model.h"
+#include "io/manifest.h"
+#include "quality/quality.h"
 #include "tools/test_util.h"
 
 namespace medlens {
@@ -32,6 +34,41 @@ void check_model(const std::string& name, double min_auc, double min_accuracy) {
   EXPECT_GT(card.temperature, 0.0);
   EXPECT_FALSE(card.limitations.empty());
   EXPECT_FALSE(card.intended_use.empty());
+}
+
+// `predict` and `analyze` prepare each image once and make one pass that gives both the
+// probabilities and the OOD features: their answers must be those of the separate stages
+// (predict_many, then assess_quality_many with its own preparation and pass) bit for bit.
+void check_one_pass(const std::string& name, size_t images_used, bool tta) {
+  const std::vector<Model> models{Model::load(std::string(MEDLENS_MODELS_DIR) + "/" + name)};
+  std::vector<std::string> paths;
+  for (const auto& r : load_manifest(test::vendored_samples() + "/" + name + "/manifest.csv").rows)
+    if (paths.size() < images_used) paths.push_back(r.path);
+  const std::vector<Image> images = read_images(paths);
+  PredictOptions o;
+  o.tta = tta;
+  std::vector<QualityReport> reports;
+  const std::vector<Prediction> fused = predict_checked(models, images, o, &reports);
+  std::vector<Prediction> separate = predict_many(models, images, o);
+  const std::vector<QualityReport> quality = assess_quality_many(images, models.front());
+  ASSERT_EQ(fused.size(), images.size());
+  ASSERT_EQ(reports.size(), images.size());
+  int flagged = 0;
+  for (size_t i = 0; i < images.size(); ++i) {
+    apply_quality(quality[i], separate[i]);
+    apply_abstention(models.front().card(), separate[i]);
+    EXPECT_EQ(prediction_json(fused[i]).dump(), prediction_json(separate[i]).dump()) << paths[i];
+    EXPECT_EQ(quality_json(reports[i]).dump(), quality_json(quality[i]).dump()) << paths[i];
+    EXPECT_TRUE(fused[i].quality.count("mahalanobis")) << "the bundle's OOD reference was not used";
+    flagged += fused[i].status != "ok";
+  }
+  std::printf("[%s] %zu images, %d inconclusive, same answers from one pass\n", name.c_str(), images.size(), flagged);
+}
+
+TEST(DefaultModels, OnePassGivesTheSeparateStagesAnswersExactly) {
+  check_one_pass("pneumoniamnist", 70, false);  // batches of 32: 32 + 32 + 6 (the separate OOD pass: 64 + 6)
+  check_one_pass("pneumoniamnist", 20, true);
+  check_one_pass("busi", 40, false);
 }
 
 TEST(DefaultModels, PneumoniaMnistReachesItsCard) { check_model("pneumoniamnist", 0.98, 0.90); }

@@ -5,6 +5,7 @@
 #include <filesystem>
 
 #include "core/error.h"
+#include "nn/layers.h"
 #include "nn/network.h"
 #include "nn/resnet.h"
 #include "nn/unet.h"
@@ -37,6 +38,36 @@ TEST(ResNet, ClassifiesBatchesIn2dAnd3dWithAnyChannelCount) {
   }
   ResNet wrong(ResNetOptions(1, 2));
   EXPECT_THROW(wrong.forward(at::randn({1, 3, 32, 32})), InputError);
+}
+
+TEST(Layers, MaxPoolWithoutGradientsGivesLibTorchsValuesExactly) {
+  torch::manual_seed(0);
+  struct Case {
+    std::vector<int64_t> shape;
+    int64_t kernel, stride, padding;
+  };
+  const std::vector<Case> cases = {{{4, 8, 32, 32}, 3, 2, 1},  {{2, 3, 17, 9}, 3, 2, 1}, {{2, 3, 16, 16}, 2, 2, 0},
+                                   {{1, 2, 7, 6}, 3, 1, 1},    {{2, 2, 9, 8, 7}, 3, 2, 1}, {{1, 1, 5, 5}, 1, 1, 0}};
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.shape.size());
+    at::Tensor x = at::randn(c.shape);
+    x.view(-1)[3] = NAN;  // NaN and -inf propagate as LibTorch's kernel has them
+    x.view(-1)[11] = -INFINITY;
+    const bool flat = c.shape.size() == 4;
+    const at::Tensor want = flat ? at::max_pool2d(x, c.kernel, c.stride, c.padding) : at::max_pool3d(x, c.kernel, c.stride, c.padding);
+    torch::NoGradGuard no_grad;
+    const at::Tensor got = layers::max_pool_forward(x, c.kernel, c.stride, c.padding);
+    ASSERT_EQ(got.sizes(), want.sizes());
+    EXPECT_TRUE(got.isnan().equal(want.isnan()));
+    EXPECT_TRUE(at::nan_to_num(got, 0).equal(at::nan_to_num(want, 0)));
+  }
+  // With gradients it is LibTorch's own (its backward routes to the argmax).
+  const at::Tensor x = at::randn({2, 3, 8, 8}).requires_grad_();
+  layers::max_pool_forward(x, 3, 2, 1).sum().backward();
+  const at::Tensor g = x.grad().clone();
+  x.grad().zero_();
+  at::max_pool2d(x, 3, 2, 1).sum().backward();
+  EXPECT_TRUE(g.equal(x.grad()));
 }
 
 TEST(ResNet, PresetsHaveTheStandardSizes) {
