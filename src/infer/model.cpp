@@ -1,7 +1,5 @@
 #include "infer/model.h"
 
-#include <ATen/Parallel.h>
-
 #include <exception>
 #include <filesystem>
 
@@ -142,27 +140,14 @@ at::Tensor Model::forward(const at::Tensor& batch, at::Tensor* features) const {
   }
   // Every stage's activations summarised per channel by their spatial mean and SD (Lee et
   // al.'s feature ensemble): early stages see texture and contrast, late ones content.
-  std::vector<at::Tensor> activations;
+  std::vector<at::Tensor> activations, parts;
   const at::Tensor logits = net.forward_capture_many(batch, layers, activations);
-  int64_t width = 0;
-  for (const auto& a : activations) width += 2 * a.size(1);
-  *features = at::empty({batch.size(0), width}, logits.options());
-  // Image by image in one parallel region, rather than two small ones per layer: the same
-  // values (each channel's reduction is the same serial one either way), far fewer hand-offs
-  // between threads.
-  at::parallel_for(0, batch.size(0), 1, [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i) {
-      at::Tensor row = features->select(0, i);
-      int64_t column = 0;
-      for (const auto& a : activations) {
-        const at::Tensor flat = a.select(0, i).flatten(1);  // (C, voxels)
-        const int64_t c = flat.size(0);
-        row.narrow(0, column, c).copy_(flat.mean(1));
-        row.narrow(0, column + c, c).copy_(flat.std(1, /*unbiased=*/false));
-        column += 2 * c;
-      }
-    }
-  });
+  for (const auto& a : activations) {
+    const at::Tensor flat = a.flatten(2);
+    parts.push_back(flat.mean(2));
+    parts.push_back(flat.std(2, /*unbiased=*/false));
+  }
+  *features = at::cat(parts, 1);
   return logits;
 }
 

@@ -20,7 +20,8 @@ Scores score(const Model& model, const std::vector<Image>& images, const std::ve
   PredictOptions po;
   po.batch_size = o.batch_size;
   // Judged: with the input and OOD checks and abstention, from the same pass.
-  const std::vector<Prediction> preds = o.judge ? predict_checked({model}, images, po) : predict_many({model}, images, po);
+  const std::vector<Prediction> preds =
+      o.judge ? predict_checked({model}, images, po) : predict_many({model}, images, po);
   const int positive = static_cast<int>(model.card().class_index(model.card().positive_class));
   std::vector<double> s;
   std::vector<bool> pos;

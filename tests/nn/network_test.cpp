@@ -54,7 +54,8 @@ TEST(Layers, MaxPoolWithoutGradientsGivesLibTorchsValuesExactly) {
     x.view(-1)[3] = NAN;  // NaN and -inf propagate as LibTorch's kernel has them
     x.view(-1)[11] = -INFINITY;
     const bool flat = c.shape.size() == 4;
-    const at::Tensor want = flat ? at::max_pool2d(x, c.kernel, c.stride, c.padding) : at::max_pool3d(x, c.kernel, c.stride, c.padding);
+    const at::Tensor want = flat ? at::max_pool2d(x, c.kernel, c.stride, c.padding)
+                                 : at::max_pool3d(x, c.kernel, c.stride, c.padding);
     torch::NoGradGuard no_grad;
     const at::Tensor got = layers::max_pool_forward(x, c.kernel, c.stride, c.padding);
     ASSERT_EQ(got.sizes(), want.sizes());
