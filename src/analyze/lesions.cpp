@@ -83,14 +83,13 @@ Image channel_of(const Image& image, int64_t c) {
 nlohmann::json analyze_lesions(const AnalyzeOptions& o, const Image& first, const Model& model) {
   const ModelCard& card = model.card();
   const Image image = assemble_input(o, first, card);
-  model.check_fits(image);
-  const QualityReport quality = assess_quality(image, model);
-
   // Probabilities on the network's grid by sliding windows of the training size, then back on
-  // the input's grid so findings are measured where the reader looks.
+  // the input's grid so findings are measured where the reader looks. The quality checks read
+  // the same prepared input (segmenters carry no feature-space OOD reference: no logits needed).
   const Image prepared = model.prepared_image(image);
   const bool volume = prepared.is_3d();
   const at::Tensor x = volume ? prepared.voxels() : prepared.voxels().select(1, 0);
+  const QualityReport quality = assess_quality_prepared({image}, x.unsqueeze(0), at::Tensor(), at::Tensor(), model).front();
   std::vector<int64_t> patch;
   for (auto it = card.input.size.rbegin(); it != card.input.size.rend(); ++it) patch.push_back(*it);  // [z,] y, x
   SlidingWindowOptions sw(patch);

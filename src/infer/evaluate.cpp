@@ -33,8 +33,7 @@ nlohmann::json evaluate_segmentation(const Model& model, const std::vector<Manif
   torch::NoGradGuard no_grad;
   for (const auto& r : rows) {
     if (r.mask.empty()) throw InputError(manifest, r.path + " has no mask to evaluate against");
-    const auto& channels = model.card().input.channel_names;
-    Image image = channels.size() > 1 ? read_channels(r.channel_paths(channels)) : read_image(r.path);
+    Image image = read_manifest_input(r, model.card().input.channel_names);
     model.check_fits(image);
     Sample s{image, read_image(r.mask)};
     Rng rng(0);

@@ -151,7 +151,7 @@ Dataset load_dataset(const std::vector<ManifestRow>& rows, const Compose& prep, 
   d.geometry.resize(rows.size());
   parallel_for(static_cast<int64_t>(rows.size()), [&](int64_t i) {
     const ManifestRow& r = rows[static_cast<size_t>(i)];
-    Sample s{channel_names.size() > 1 ? read_channels(r.channel_paths(channel_names)) : read_image(r.path), std::nullopt};
+    Sample s{read_manifest_input(r, channel_names), std::nullopt};
     if (segment) {
       if (r.mask.empty()) throw InputError(manifest, r.path + " has no mask (segmentation needs a mask column)");
       s.label = read_image(r.mask);

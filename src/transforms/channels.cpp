@@ -59,4 +59,8 @@ Image read_channels(const std::vector<std::string>& paths, const ChannelOptions&
   return stack_channels(series, paths, options);
 }
 
+Image read_manifest_input(const ManifestRow& row, const std::vector<std::string>& channel_names) {
+  return channel_names.size() > 1 ? read_channels(row.channel_paths(channel_names)) : read_image(row.path);
+}
+
 }  // namespace medlens

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "core/image.h"
+#include "io/manifest.h"
 
 namespace medlens {
 
@@ -24,5 +25,9 @@ Image stack_channels(const std::vector<Image>& series, const std::vector<std::st
 
 /// Reads the series at `paths` and stacks them (InputError names the file that fails).
 Image read_channels(const std::vector<std::string>& paths, const ChannelOptions& options = {});
+
+/// A manifest row's input for a model whose card names `channel_names`: the row's `path` alone
+/// for a one-series model, else every named series stacked (ManifestRow::channel_paths).
+Image read_manifest_input(const ManifestRow& row, const std::vector<std::string>& channel_names);
 
 }  // namespace medlens

@@ -59,7 +59,7 @@ Scores score(const std::string& bundle) {
   double dice = 0;
   int lesion_cases = 0;
   for (const auto& r : load_manifest(held_out() + "/manifest.csv").rows) {
-    const Image image = channels.size() > 1 ? read_channels(r.channel_paths(channels)) : read_image(r.path);
+    const Image image = read_manifest_input(r, channels);
     const at::Tensor p = at::softmax(net.forward(model.prepare(image).unsqueeze(0)), 1)[0][1];
     const at::Tensor truth = read_image(r.mask).voxels()[0] > 0.5;
     if (truth.any().item<bool>()) {
