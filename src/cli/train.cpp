@@ -14,9 +14,9 @@ namespace medlens::cli {
 Run add_train(CLI::App& app) {
   auto* cmd = app.add_subcommand("train", "Train a classifier or segmenter from a manifest into a model bundle");
   struct Args {
-    std::string config, manifest, task, arch, out, schedule, balance, monitor, adversarial, corruptions;
+    std::string config, manifest, task, arch, out, schedule, balance, monitor, adversarial, corruptions, mixup;
     int epochs = 0, batch_size = 0, folds = 0, fold = -1, patience = 0, members = 0;
-    double lr = 0, weight_decay = -1;
+    double lr = 0, weight_decay = -1, ema = -1;
     int64_t seed = -1, max_steps = 0;
     bool resume = false, quiet = false;
   };
@@ -44,6 +44,9 @@ Run add_train(CLI::App& app) {
   cmd->add_option("--corruptions", a->corruptions,
                   "Corruption-augmented training: appends random-corruption with these parameters, e.g. "
                   "p=0.5,severity=1;3,kinds=gaussian;jpeg (empty value: the defaults)");
+  cmd->add_option("--mixup", a->mixup,
+                  "Mixup / CutMix: alpha=0.4,p=1,cutmix=0.5 (cutmix: share of mixed batches that paste a box)");
+  cmd->add_option("--ema", a->ema, "Ship an exponential moving average of the weights with this decay (e.g. 0.995)");
   cmd->add_flag("--resume", a->resume, "Continue from OUT/checkpoint");
   cmd->add_flag("--quiet", a->quiet, "No progress bar");
   return [a]() {
@@ -81,6 +84,8 @@ Run add_train(CLI::App& app) {
     if (a->seed >= 0) o.seed = static_cast<uint64_t>(a->seed);
     if (a->max_steps > 0) o.max_steps = a->max_steps;
     if (!a->adversarial.empty()) o.adversarial = parse_key_values(a->adversarial);
+    if (!a->mixup.empty()) o.mixup = parse_key_values(a->mixup);
+    if (a->ema >= 0) o.ema = a->ema;
     if (!a->corruptions.empty()) {
       nlohmann::json step = parse_key_values(a->corruptions == "default" ? "" : a->corruptions);
       step["op"] = "random-corruption";

@@ -3,6 +3,7 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -10,6 +11,7 @@
 #include <fstream>
 #include <map>
 #include <numeric>
+#include <optional>
 #include <random>
 
 #include "core/error.h"
@@ -33,6 +35,7 @@
 #include "quality/trust.h"
 #include "io/manifest.h"
 #include "robust/attack.h"
+#include "train/mixup.h"
 #include "transforms/channels.h"
 #include "transforms/registry.h"
 
@@ -50,7 +53,7 @@ TrainOptions TrainOptions::from_json(const nlohmann::json& j) {
       "manifest", "out", "task", "arch", "architecture", "train_split", "val_split", "val_fraction",
       "folds", "fold", "preprocessing", "augmentation", "epochs", "batch_size", "lr", "weight_decay",
       "schedule", "balance", "label_smoothing", "patience", "seed", "resume", "max_steps",
-      "bootstrap_rounds", "quiet", "card", "monitor", "members", "adversarial"};
+      "bootstrap_rounds", "quiet", "card", "monitor", "members", "adversarial", "mixup", "ema"};
   for (auto it = j.begin(); it != j.end(); ++it)
     if (std::find(known.begin(), known.end(), it.key()) == known.end())
       throw UsageError("training config has no key '" + it.key() + "'");
@@ -91,7 +94,11 @@ TrainOptions TrainOptions::from_json(const nlohmann::json& j) {
   get("monitor", o.monitor);
   get("members", o.members);
   get("adversarial", o.adversarial);
+  get("mixup", o.mixup);
+  get("ema", o.ema);
   if (!o.adversarial.is_object()) throw UsageError("training config key 'adversarial' must be an object");
+  if (!o.mixup.is_object()) throw UsageError("training config key 'mixup' must be an object");
+  if (!(o.ema >= 0 && o.ema < 1)) throw UsageError("training config key 'ema' must lie in [0, 1)");
   return o;
 }
 
@@ -103,7 +110,7 @@ nlohmann::json TrainOptions::to_json() const {
           {"schedule", schedule}, {"balance", balance}, {"label_smoothing", label_smoothing},
           {"patience", patience}, {"seed", seed}, {"max_steps", max_steps},
           {"bootstrap_rounds", bootstrap_rounds}, {"card", card}, {"monitor", monitor},
-          {"members", members}, {"adversarial", adversarial}};
+          {"members", members}, {"adversarial", adversarial}, {"mixup", mixup}, {"ema", ema}};
 }
 
 namespace {
@@ -487,6 +494,13 @@ TrainResult train_model(const TrainOptions& o) {
     if (!(adv_ratio > 0 && adv_ratio <= 1)) throw UsageError("adversarial ratio must lie in (0, 1]");
   }
 
+  // Mixup / CutMix (classifiers).
+  std::optional<MixupOptions> mixup;
+  if (!o.mixup.empty()) {
+    if (segment) throw UsageError("mixup is for classifiers (task classify)");
+    mixup = MixupOptions::from_json(o.mixup);
+  }
+
   // Class balance: counts over the training labels.
   std::vector<double> counts(K, 0);
   if (segment) {
@@ -513,6 +527,22 @@ TrainResult train_model(const TrainOptions& o) {
   auto run_member = [&](NetworkPtr net, uint64_t seed, const std::string& ckpt_dir) -> Checkpoint {
     torch::optim::AdamW opt(net->parameters(), torch::optim::AdamWOptions(o.lr).weight_decay(o.weight_decay));
     fs::create_directories(ckpt_dir);
+    // The weight average starts as the initial weights; it is what validation sees and what ships.
+    NetworkPtr ema_net;
+    std::vector<std::pair<at::Tensor, at::Tensor>> ema_pairs;  // (average, live) tensors
+    if (o.ema > 0) {
+      ema_net = make_network(arch);
+      torch::NoGradGuard no_grad;
+      const auto live_p = net->named_parameters();
+      const auto live_b = net->named_buffers();
+      for (auto& p : ema_net->named_parameters()) {
+        p.value().requires_grad_(false);
+        ema_pairs.emplace_back(p.value(), live_p[p.key()]);
+      }
+      for (auto& b : ema_net->named_buffers()) ema_pairs.emplace_back(b.value(), live_b[b.key()]);
+      for (auto& [avg, live] : ema_pairs) avg.copy_(live);
+    }
+    Network& judged = ema_net ? *ema_net : *net;  // validated, selected and shipped
 
     Checkpoint state;
     std::map<std::string, at::Tensor> best_weights;
@@ -526,6 +556,11 @@ TrainResult train_model(const TrainOptions& o) {
         for (const auto& b : tmp->named_buffers()) best_weights[b.key()] = b.value().detach().clone();
       }
       load_checkpoint(ckpt_dir, *net, opt, state);
+      if (ema_net) {
+        if (!fs::exists(ckpt_dir + "/ema.pt"))
+          throw InputError(ckpt_dir, "checkpoint has no weight average (ema.pt): it was written without ema");
+        load_weights(*ema_net, ckpt_dir + "/ema.pt");
+      }
       log::info("resuming " + o.out + " after epoch " + std::to_string(state.epoch));
     }
     Progress progress(o.quiet);
@@ -587,6 +622,10 @@ TrainResult train_model(const TrainOptions& o) {
           step_adv.seed = seed * 0x9E3779B97F4A7C15ULL ^ static_cast<uint64_t>(state.steps);
           x = at::cat({adversarial_batch(*net, x.slice(0, 0, m), y.slice(0, 0, m), step_adv), x.slice(0, m)});
         }
+        // Mixup / CutMix with a shuffled copy of the batch; each step has its own seed.
+        at::Tensor partner;
+        const double lambda =
+            mixup ? mix_batch(x, partner, *mixup, seed * 0xD1B54A32D192ED03ULL ^ static_cast<uint64_t>(state.steps)) : 1.0;
         const double lr = lr_at(o, state.steps, total_steps, per_epoch);
         for (auto& group : opt.param_groups()) static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
         opt.zero_grad();
@@ -611,12 +650,26 @@ TrainResult train_model(const TrainOptions& o) {
           }
           loss = loss / wsum;
         } else {
-          loss = at::cross_entropy_loss(net->forward(x), y, class_weight.defined() ? c10::optional<at::Tensor>(class_weight)
-                                                                                    : c10::nullopt,
-                                        at::Reduction::Mean, -100, o.label_smoothing);
+          const at::Tensor logits = net->forward(x);
+          auto ce = [&](const at::Tensor& target) {
+            return at::cross_entropy_loss(logits, target,
+                                          class_weight.defined() ? c10::optional<at::Tensor>(class_weight) : c10::nullopt,
+                                          at::Reduction::Mean, -100, o.label_smoothing);
+          };
+          loss = partner.defined() ? ce(y) * lambda + ce(y.index_select(0, partner)) * (1 - lambda) : ce(y);
         }
         loss.backward();
         opt.step();
+        if (ema_net) {
+          // Short memory at first (the early weights are poor), `ema` once past ~10 / (1 - ema) steps.
+          torch::NoGradGuard no_grad;
+          const double t = static_cast<double>(state.steps);
+          const double decay = std::min(o.ema, (1 + t) / (10 + t));
+          for (auto& [avg, live] : ema_pairs) {
+            if (avg.is_floating_point()) avg.mul_(decay).add_(live, 1 - decay);
+            else avg.copy_(live);  // counters such as batch norm's num_batches_tracked
+          }
+        }
         loss_sum += loss.item<double>();
         ++batches;
         ++state.steps;
@@ -630,7 +683,7 @@ TrainResult train_model(const TrainOptions& o) {
           break;
         }
       }
-      const ValOutput v = run_validation(*net, val, o.batch_size);
+      const ValOutput v = run_validation(judged, val, o.batch_size);
       EpochLog e;
       e.epoch = epoch;
       e.train_loss = loss_sum / static_cast<double>(std::max<int64_t>(1, batches));
@@ -646,9 +699,9 @@ TrainResult train_model(const TrainOptions& o) {
         state.best_epoch = epoch;
         state.since_best = 0;
         best_weights.clear();
-        for (const auto& p : net->named_parameters()) best_weights[p.key()] = p.value().detach().clone();
-        for (const auto& b : net->named_buffers()) best_weights[b.key()] = b.value().detach().clone();
-        save_weights(*net, ckpt_dir + "/best.pt", false);
+        for (const auto& p : judged.named_parameters()) best_weights[p.key()] = p.value().detach().clone();
+        for (const auto& b : judged.named_buffers()) best_weights[b.key()] = b.value().detach().clone();
+        save_weights(judged, ckpt_dir + "/best.pt", false);
       } else {
         ++state.since_best;
       }
@@ -656,6 +709,7 @@ TrainResult train_model(const TrainOptions& o) {
       progress.epoch_end(e, o.epochs, monitor, improved,
                          elapsed / static_cast<double>(std::max<int64_t>(1, steps_this_run)) *
                              static_cast<double>(total_steps - state.steps));
+      if (ema_net) save_weights(*ema_net, ckpt_dir + "/ema.pt", false);  // before meta.json marks the epoch done
       save_checkpoint(ckpt_dir, *net, opt, state, o.to_json());
       if (state.since_best >= o.patience) {
         log::info("early stop: no improvement in " + std::to_string(o.patience) + " epochs");
@@ -663,6 +717,11 @@ TrainResult train_model(const TrainOptions& o) {
       }
     }
 
+    if (best_weights.empty() && ema_net) {
+      // No epoch was ever "better" (e.g. a NaN metric): ship the average, not the last step.
+      for (const auto& p : ema_net->named_parameters()) best_weights[p.key()] = p.value().detach().clone();
+      for (const auto& b : ema_net->named_buffers()) best_weights[b.key()] = b.value().detach().clone();
+    }
     if (!best_weights.empty()) {
       torch::NoGradGuard no_grad;
       for (auto& p : net->named_parameters()) p.value().copy_(best_weights.at(p.key()));

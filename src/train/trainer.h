@@ -42,6 +42,15 @@ struct TrainOptions {
   /// "pgd", "norm": "linf"}. A share `ratio` of every batch is replaced by its PGD/FGSM version
   /// (eps a fraction of each image's range, as in `medlens attack`). Empty: off.
   nlohmann::json adversarial = nlohmann::json::object();
+  /// Mixup / CutMix (classifiers): {"alpha": 0.4, "p": 1.0, "cutmix": 0.5}. A share `p` of the
+  /// batches is mixed with a shuffled copy of itself, the mixing weight drawn from
+  /// Beta(alpha, alpha); `cutmix` is the chance that a mixed batch pastes a box (Yun et al. 2019)
+  /// instead of blending whole images (Zhang et al. 2018). Targets mix by the same weight. Empty: off.
+  nlohmann::json mixup = nlohmann::json::object();
+  /// Exponential moving average of the weights (0: off; e.g. 0.995). Validation, model selection
+  /// and the shipped bundle use the averaged weights, which are smoother and usually better
+  /// calibrated than the last step's; the decay ramps up as (1 + t) / (10 + t) early on.
+  double ema = 0;
   uint64_t seed = 0;
   bool resume = false;              ///< continue from OUT/checkpoint if present
   int64_t max_steps = -1;           ///< stop after this many optimiser steps (tests, smoke runs)

@@ -13,6 +13,7 @@
 #include "io/read.h"
 #include "nn/ensemble.h"
 #include "nn/network.h"
+#include "train/mixup.h"
 #include "train/trainer.h"
 #include "tools/test_util.h"
 
@@ -107,6 +108,108 @@ TEST(Trainer, BadInputIsRefusedClearly) {
                                      << "/pneumoniamnist/val_00000.png,pneumonia,train\n";
   EXPECT_THROW(train_model(tiny(tmp.file("one.csv"), tmp.file("m"))), InputError);
   EXPECT_THROW(TrainOptions::from_json({{"epoch", 3}}), UsageError);
+}
+
+TEST(Mixup, BlendingMixesEachImageWithItsPartnerByLambda) {
+  torch::manual_seed(3);
+  const at::Tensor original = torch::randn({8, 1, 12, 12});
+  MixupOptions o;  // alpha 0.4, every batch, no CutMix
+  at::Tensor x = original.clone(), partner;
+  const double lambda = mix_batch(x, partner, o, 42);
+  ASSERT_TRUE(partner.defined());
+  ASSERT_GT(lambda, 0.0);
+  ASSERT_LT(lambda, 1.0);
+  EXPECT_TRUE(torch::allclose(x, original * lambda + original.index_select(0, partner) * (1 - lambda), 1e-6, 1e-6));
+  // Seeded: the same seed mixes the same way, another seed differently.
+  at::Tensor again = original.clone(), partner2;
+  EXPECT_EQ(mix_batch(again, partner2, o, 42), lambda);
+  EXPECT_TRUE(at::equal(again, x));
+  at::Tensor other = original.clone(), partner3;
+  EXPECT_NE(mix_batch(other, partner3, o, 43), lambda);
+}
+
+TEST(Mixup, CutMixPastesOneBoxAndLambdaIsTheShareKept) {
+  torch::manual_seed(4);
+  const at::Tensor original = torch::randn({6, 2, 20, 16});
+  MixupOptions o;
+  o.alpha = 1.0;
+  o.cutmix = 1.0;
+  int boxes = 0;
+  for (uint64_t seed = 0; seed < 20; ++seed) {
+    at::Tensor x = original.clone(), partner;
+    const double lambda = mix_batch(x, partner, o, seed);
+    ASSERT_TRUE(partner.defined());
+    const at::Tensor other = original.index_select(0, partner);
+    const at::Tensor kept = (x == original), pasted = (x == other);
+    // Every value is either its own or its partner's (never a blend) ...
+    EXPECT_TRUE((kept | pasted).all().item<bool>()) << "seed " << seed;
+    // ... and for a sample mixed with another one, the pasted share is exactly 1 - lambda, the
+    // same box in every channel.
+    for (int64_t i = 0; i < x.size(0); ++i) {
+      if (partner[i].item<int64_t>() == i) continue;
+      const double share = pasted[i].logical_and(kept[i].logical_not()).to(at::kDouble).mean().item<double>();
+      EXPECT_NEAR(share, 1 - lambda, 1e-12) << "seed " << seed << " sample " << i;
+      EXPECT_TRUE(at::equal(pasted[i][0], pasted[i][1]));
+    }
+    boxes += lambda < 1;
+  }
+  EXPECT_GT(boxes, 10) << "most draws paste a non-empty box";
+}
+
+TEST(Mixup, OptionsAreCheckedByName) {
+  EXPECT_THROW(MixupOptions::from_json({{"beta", 1}}), UsageError);
+  EXPECT_THROW(MixupOptions::from_json({{"alpha", 0}}), UsageError);
+  EXPECT_THROW(MixupOptions::from_json({{"p", 1.5}}), UsageError);
+  EXPECT_THROW(MixupOptions::from_json({{"cutmix", "yes"}}), UsageError);
+  EXPECT_EQ(MixupOptions::from_json({{"cutmix", 0.5}}).cutmix, 0.5);
+  EXPECT_THROW(TrainOptions::from_json({{"ema", 1.0}}), UsageError);
+  EXPECT_THROW(TrainOptions::from_json({{"mixup", 0.4}}), UsageError);
+}
+
+TEST(Trainer, WeightAverageAndMixupResumeExactlyAndTheAverageIsWhatShips) {
+  test::TempDir tmp;
+  const std::string manifest = make_manifest(tmp);
+  auto recipe = [&](const std::string& out) {
+    TrainOptions o = tiny(manifest, tmp.file(out));
+    o.epochs = 2;
+    o.ema = 0.9;
+    o.schedule = "constant";  // the live weights keep moving to the end: the average lags them
+    o.mixup = {{"alpha", 0.4}, {"cutmix", 0.5}};
+    return o;
+  };
+  const TrainResult straight = train_model(recipe("straight"));
+  TrainOptions first = recipe("resumed");
+  first.max_steps = 7;  // stop after epoch 1
+  train_model(first);
+  TrainOptions second = recipe("resumed");
+  second.resume = true;
+  train_model(second);
+  EXPECT_EQ(test::read_text(tmp.file("straight/checkpoint/ema.pt")), test::read_text(tmp.file("resumed/checkpoint/ema.pt")));
+  EXPECT_EQ(test::read_text(tmp.file("straight/weights.pt")), test::read_text(tmp.file("resumed/weights.pt")));
+
+  // The shipped weights are the average at the best epoch (best.pt, stored in float16), not
+  // the last optimiser step (state.pt).
+  const auto arch = load_card(tmp.file("straight")).architecture;
+  auto shipped = make_network(arch), best = make_network(arch), live = make_network(arch);
+  load_weights(*shipped, tmp.file("straight/weights.pt"));
+  load_weights(*best, tmp.file("straight/checkpoint/best.pt"));
+  load_weights(*live, tmp.file("straight/checkpoint/state.pt"));
+  const auto ps = shipped->named_parameters(), pb = best->named_parameters(), pl = live->named_parameters();
+  double to_best = 0, to_live = 0;
+  for (const auto& p : ps) {
+    // float16 keeps 11 significant bits: a relative error of at most 2^-11.
+    to_best = std::max(to_best, ((p.value() - pb[p.key()]).abs() - pb[p.key()].abs() / 2048).max().item<double>());
+    to_live = std::max(to_live, ((p.value() - pl[p.key()]).abs() - pl[p.key()].abs() / 2048).max().item<double>());
+  }
+  EXPECT_LT(to_best, 1e-6) << "float16 rounding only";
+  EXPECT_GT(to_live, 1e-3) << "the average differs from the last step by more than rounding";
+
+  // Mixup is really on: without it the same seed trains different weights.
+  TrainOptions plain = recipe("plain");
+  plain.mixup = nlohmann::json::object();
+  train_model(plain);
+  EXPECT_NE(test::read_text(tmp.file("plain/weights.pt")), test::read_text(tmp.file("straight/weights.pt")));
+  EXPECT_GT(straight.best_metric, 0.6) << "val AUC with mixup and the average after two epochs";
 }
 
 TEST(Trainer, EnsembleMembersTrainIndependentlyAndShipAsOneAveragedNetwork) {
