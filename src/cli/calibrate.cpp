@@ -46,6 +46,9 @@ Run add_calibrate(CLI::App& app) {
                 s["model"].get<std::string>().c_str(), s["temperature"].get<double>(), s["temperature_before"].get<double>(),
                 s["ece_before"].get<double>(), s["ece_after"].get<double>(), s["accuracy"].get<double>(),
                 s["accuracy_uncalibrated"].get<double>());
+    std::printf("  a perfectly calibrated model would show ECE %.4f on these %lld cases (95%% of draws below %.4f)\n",
+                s["ece_floor"].get<double>(), static_cast<long long>(s["val_cases"].get<int64_t>()),
+                s["ece_floor_q95"].get<double>());
     std::printf("  abstain below confidence %.4f: answers %.1f%% of val, sensitivity %.4f on those (target %.2f%s), AURC %.4f\n",
                 ab["min_confidence"].get<double>(), 100 * ab["val_coverage"].get<double>(),
                 ab["val_sensitivity_answered"].get<double>(), ab["target_sensitivity"].get<double>(),

@@ -122,6 +122,36 @@ Calibration calibration(const ProbRows& probs, const std::vector<int>& labels, i
   return c;
 }
 
+EceFloor ece_floor(const ProbRows& probs, int bins, int rounds, uint64_t seed) {
+  EceFloor f;
+  if (probs.empty() || rounds < 1 || bins < 1) return f;
+  std::vector<double> conf;
+  std::vector<int> bin;
+  std::vector<double> bin_conf(static_cast<size_t>(bins), 0), bin_n(static_cast<size_t>(bins), 0);
+  for (const auto& p : probs) {
+    conf.push_back(*std::max_element(p.begin(), p.end()));
+    bin.push_back(std::min(bins - 1, static_cast<int>(conf.back() * bins)));
+    bin_conf[bin.back()] += conf.back();
+    bin_n[bin.back()] += 1;
+  }
+  std::mt19937_64 rng(seed);
+  std::uniform_real_distribution<double> unit(0, 1);
+  const double n = static_cast<double>(probs.size());
+  std::vector<double> eces, hits(static_cast<size_t>(bins));
+  for (int r = 0; r < rounds; ++r) {
+    std::fill(hits.begin(), hits.end(), 0.0);
+    for (size_t i = 0; i < conf.size(); ++i) hits[bin[i]] += unit(rng) < conf[i];
+    double e = 0;
+    for (int b = 0; b < bins; ++b)
+      if (bin_n[b] > 0) e += std::abs(hits[b] - bin_conf[b]) / n;  // = n_b / n * |acc_b - conf_b|
+    eces.push_back(e);
+  }
+  std::sort(eces.begin(), eces.end());
+  f.mean = std::accumulate(eces.begin(), eces.end(), 0.0) / static_cast<double>(rounds);
+  f.q95 = eces[std::min(eces.size() - 1, static_cast<size_t>(0.95 * static_cast<double>(rounds)))];
+  return f;
+}
+
 Interval bootstrap(const std::function<double(const std::vector<size_t>&)>& stat, size_t n, int rounds, uint64_t seed) {
   Interval out;
   std::vector<size_t> all(n);

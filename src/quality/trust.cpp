@@ -189,9 +189,13 @@ TrustFit fit_trust(const Model& model, const at::Tensor& train_x, const at::Tens
   nlohmann::json abstain = choose_abstention(probs, labels, positive, op, o);
   card.thresholds["abstain"] = abstain;
 
+  // What a perfectly calibrated model would score on this many cases: small val sets cannot
+  // show an ECE much below it, however good the calibration.
+  const EceFloor floor = ece_floor(probs, 15, 2000, o.seed);
   report["calibration"] = {{"temperature", t},
                            {"ece_before", fit.before.ece},
                            {"ece_after", fit.after.ece},
+                           {"ece_floor", {{"mean", floor.mean}, {"q95", floor.q95}}},
                            {"mce_before", fit.before.mce},
                            {"mce_after", fit.after.mce},
                            {"brier_before", brier(raw, labels)},
@@ -227,6 +231,8 @@ TrustFit fit_trust(const Model& model, const at::Tensor& train_x, const at::Tens
                  {"temperature_before", old_t},
                  {"ece_before", fit.before.ece},
                  {"ece_after", fit.after.ece},
+                 {"ece_floor", floor.mean},
+                 {"ece_floor_q95", floor.q95},
                  {"accuracy", acc},
                  {"accuracy_uncalibrated", accuracy_raw},
                  {"aurc", aurc},

@@ -115,3 +115,55 @@ TEST(ClassificationReport, HasEveryMetricWithCis) {
 
 }  // namespace
 }  // namespace medlens
+
+namespace medlens {
+namespace {
+
+// Cases drawn from a model that is calibrated by construction: label ~ its own probabilities.
+void draw_calibrated(size_t n, std::mt19937_64& rng, ProbRows& probs, std::vector<int>& labels) {
+  std::uniform_real_distribution<double> unit(0, 1);
+  probs.clear();
+  labels.clear();
+  for (size_t i = 0; i < n; ++i) {
+    const double a = unit(rng), b = unit(rng) * (1 - a);
+    probs.push_back({a, b, 1 - a - b});
+    const double u = unit(rng);
+    labels.push_back(u < a ? 0 : u < a + b ? 1 : 2);
+  }
+}
+
+TEST(Calibration, EceFloorIsWhatAPerfectlyCalibratedModelScoresOnSoFewCases) {
+  std::mt19937_64 rng(5);
+  ProbRows probs;
+  std::vector<int> labels;
+  draw_calibrated(118, rng, probs, labels);
+  const EceFloor small = ece_floor(probs, 15, 2000, 1);
+  EXPECT_GT(small.mean, 0.04) << "118 cases: binned ECE is far from 0 even for perfect calibration";
+  EXPECT_GT(small.q95, small.mean);
+  // Seeded and reproducible.
+  EXPECT_EQ(ece_floor(probs, 15, 2000, 1).mean, small.mean);
+  // The floor falls as the sample grows (roughly as 1/sqrt(n)).
+  ProbRows many;
+  for (int copy = 0; copy < 40; ++copy) many.insert(many.end(), probs.begin(), probs.end());
+  const EceFloor large = ece_floor(many, 15, 500, 1);
+  EXPECT_LT(large.mean, small.mean / 4);
+  // Certain and always right: no floor.
+  EXPECT_EQ(ece_floor(ProbRows(50, std::vector<double>{1.0, 0.0}), 15, 100, 1).mean, 0.0);
+
+  // Measured ECEs of truly calibrated samples land below the floor's 95th percentile about
+  // 95% of the time, and average about its mean.
+  int below = 0;
+  double sum = 0;
+  const int trials = 200;
+  for (int t = 0; t < trials; ++t) {
+    draw_calibrated(118, rng, probs, labels);
+    const double e = calibration(probs, labels).ece;
+    below += e <= ece_floor(probs, 15, 400, static_cast<uint64_t>(t)).q95;
+    sum += e;
+  }
+  EXPECT_GE(below, trials * 85 / 100);
+  EXPECT_NEAR(sum / trials, small.mean, 0.3 * small.mean);
+}
+
+}  // namespace
+}  // namespace medlens
