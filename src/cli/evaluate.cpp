@@ -52,6 +52,9 @@ Run add_evaluate(CLI::App& app) {
       for (const char* k : {"auc", "auc_ovr_macro", "accuracy", "balanced_accuracy", "sensitivity", "specificity",
                             "macro_f1", "brier", "ece"})
         print_metric(m, k);
+      if (m.contains("ece_floor"))
+        std::printf("  %-18s %.4f  (95%% of draws below %.4f: a perfectly calibrated model's ECE on these cases)\n",
+                    "ece_floor", m["ece_floor"]["mean"].get<double>(), m["ece_floor"]["q95"].get<double>());
       std::printf("  operating point P(%s) >= %.4f\n  confusion matrix (rows true, columns predicted):\n",
                   m["positive_class"].get<std::string>().c_str(), m["threshold"].get<double>());
       for (const auto& row : m["confusion_matrix"]) {

@@ -92,6 +92,9 @@ nlohmann::json evaluate_manifest(const std::vector<Model>& models, const std::st
   ro.seed = o.seed;
   out["task"] = "classify";
   out["metrics"] = classification_report(probs, labels, ro);
+  // The yardstick for "ece" on this many cases (docs/TRUST.md).
+  const EceFloor floor = ece_floor(probs, 15, 2000, o.seed);
+  out["metrics"]["ece_floor"] = {{"mean", floor.mean}, {"q95", floor.q95}};
   nlohmann::json cases = nlohmann::json::array();
   for (size_t i = 0; i < preds.size(); ++i)
     cases.push_back({{"input", paths[i]}, {"label", rows[i].label}, {"predicted", preds[i].label},
