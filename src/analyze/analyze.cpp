@@ -202,11 +202,7 @@ nlohmann::json analyze(const AnalyzeOptions& o) {
                                   : "not stated"},
            {"intended use", card.intended_use.empty() ? "not stated" : card.intended_use},
            {"bundle sha256", model.hash()}});
-  r.heading("What this model cannot do", 3);
-  if (card.limitations.empty()) r.paragraph("The card states no limitations; treat the result with care.", "warn");
-  r.raw("<ul>");
-  for (const auto& l : card.limitations) r.raw("<li>" + html_escape(l) + "</li>");
-  r.raw("</ul>");
+  analysis::write_limitations(r, card);
   r.save((fs::path(o.out) / "report.html").string());
   return findings;
 }

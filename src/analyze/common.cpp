@@ -5,6 +5,7 @@
 
 #include "core/error.h"
 #include "io/file_util.h"
+#include "report/html.h"
 
 namespace medlens::analysis {
 
@@ -40,6 +41,14 @@ nlohmann::json card_summary(const ModelCard& c) {
           {"positive_class", c.positive_class}, {"description", c.description},
           {"intended_use", c.intended_use}, {"limitations", c.limitations}, {"val_metrics", metrics},
           {"modalities", c.input.modalities}, {"channels", c.input.channel_names}};
+}
+
+void write_limitations(HtmlReport& r, const ModelCard& card) {
+  r.heading("What this model cannot do", 3);
+  if (card.limitations.empty()) r.paragraph("The card states no limitations; treat the result with care.", "warn");
+  r.raw("<ul>");
+  for (const auto& l : card.limitations) r.raw("<li>" + html_escape(l) + "</li>");
+  r.raw("</ul>");
 }
 
 }  // namespace medlens::analysis

@@ -234,10 +234,7 @@ nlohmann::json analyze_lesions(const AnalyzeOptions& o, const Image& first, cons
                      : "see the model card"},
                 {"intended use", card.intended_use.empty() ? "not stated" : card.intended_use},
                 {"bundle sha256", model.hash()}});
-  report.heading("What this model cannot do", 3);
-  report.raw("<ul>");
-  for (const auto& l : card.limitations) report.raw("<li>" + html_escape(l) + "</li>");
-  report.raw("</ul>");
+  analysis::write_limitations(report, card);
   report.save((fs::path(o.out) / "report.html").string());
   return findings;
 }
