@@ -46,7 +46,8 @@ Run add_train(CLI::App& app) {
                   "p=0.5,severity=1;3,kinds=gaussian;jpeg (empty value: the defaults)");
   cmd->add_option("--mixup", a->mixup,
                   "Mixup / CutMix: alpha=0.4,p=1,cutmix=0.5 (cutmix: share of mixed batches that paste a box)");
-  cmd->add_option("--ema", a->ema, "Ship an exponential moving average of the weights with this decay (e.g. 0.995)");
+  cmd->add_option("--ema", a->ema, "Ship an exponential moving average of the weights with this decay (e.g. 0.995)")
+      ->check(CLI::Range(0.0, 1.0));
   cmd->add_flag("--resume", a->resume, "Continue from OUT/checkpoint");
   cmd->add_flag("--quiet", a->quiet, "No progress bar");
   return [a]() {

@@ -46,6 +46,13 @@ namespace medlens {
 // ---------------------------------------------------------------------------------------------
 // Options
 
+namespace {
+// Config file and command line alike (train_model checks what the CLI set after the config).
+void check_ema(double ema) {
+  if (!(ema >= 0 && ema < 1)) throw UsageError("ema (the weight-average decay) must lie in [0, 1), not " + std::to_string(ema));
+}
+}  // namespace
+
 TrainOptions TrainOptions::from_json(const nlohmann::json& j) {
   if (!j.is_object()) throw UsageError("training config must be a JSON object");
   TrainOptions o;
@@ -98,7 +105,7 @@ TrainOptions TrainOptions::from_json(const nlohmann::json& j) {
   get("ema", o.ema);
   if (!o.adversarial.is_object()) throw UsageError("training config key 'adversarial' must be an object");
   if (!o.mixup.is_object()) throw UsageError("training config key 'mixup' must be an object");
-  if (!(o.ema >= 0 && o.ema < 1)) throw UsageError("training config key 'ema' must lie in [0, 1)");
+  check_ema(o.ema);
   return o;
 }
 
@@ -189,6 +196,20 @@ Dataset load_dataset(const std::vector<ManifestRow>& rows, const Compose& prep, 
 
 // ---------------------------------------------------------------------------------------------
 // Schedules, losses
+
+// A copy of a module's parameters and buffers by name, and putting one back.
+using WeightSnapshot = std::map<std::string, at::Tensor>;
+WeightSnapshot snapshot(const torch::nn::Module& m) {
+  WeightSnapshot w;
+  for (const auto& p : m.named_parameters()) w[p.key()] = p.value().detach().clone();
+  for (const auto& b : m.named_buffers()) w[b.key()] = b.value().detach().clone();
+  return w;
+}
+void restore(torch::nn::Module& m, const WeightSnapshot& w) {
+  torch::NoGradGuard no_grad;
+  for (auto& p : m.named_parameters()) p.value().copy_(w.at(p.key()));
+  for (auto& b : m.named_buffers()) b.value().copy_(w.at(b.key()));
+}
 
 double lr_at(const TrainOptions& o, int64_t step, int64_t total, int64_t per_epoch) {
   const double t = static_cast<double>(step) / static_cast<double>(std::max<int64_t>(1, total));
@@ -433,6 +454,13 @@ TrainResult train_model(const TrainOptions& o) {
   if (o.task != "classify" && o.task != "segment") throw UsageError("task must be classify or segment");
   if (o.epochs < 1 || o.batch_size < 1) throw UsageError("epochs and batch size must be positive");
   const bool segment = o.task == "segment";
+  // Options that need no data are checked before any image is read.
+  check_ema(o.ema);
+  std::optional<MixupOptions> mixup;  // Mixup / CutMix (classifiers)
+  if (!o.mixup.empty()) {
+    if (segment) throw UsageError("mixup is for classifiers (task classify)");
+    mixup = MixupOptions::from_json(o.mixup);
+  }
   torch::manual_seed(o.seed);
   const Manifest manifest = load_manifest(o.manifest);
   std::vector<ManifestRow> train_rows, val_rows;
@@ -494,13 +522,6 @@ TrainResult train_model(const TrainOptions& o) {
     if (!(adv_ratio > 0 && adv_ratio <= 1)) throw UsageError("adversarial ratio must lie in (0, 1]");
   }
 
-  // Mixup / CutMix (classifiers).
-  std::optional<MixupOptions> mixup;
-  if (!o.mixup.empty()) {
-    if (segment) throw UsageError("mixup is for classifiers (task classify)");
-    mixup = MixupOptions::from_json(o.mixup);
-  }
-
   // Class balance: counts over the training labels.
   std::vector<double> counts(K, 0);
   if (segment) {
@@ -545,15 +566,14 @@ TrainResult train_model(const TrainOptions& o) {
     Network& judged = ema_net ? *ema_net : *net;  // validated, selected and shipped
 
     Checkpoint state;
-    std::map<std::string, at::Tensor> best_weights;
+    WeightSnapshot best_weights;
     if (o.resume && fs::exists(ckpt_dir + "/meta.json")) {
       // Best weights first: building the scratch network draws from the generator, whose state
       // the checkpoint then restores.
       if (fs::exists(ckpt_dir + "/best.pt")) {
         NetworkPtr tmp = make_network(arch);
         load_weights(*tmp, ckpt_dir + "/best.pt");
-        for (const auto& p : tmp->named_parameters()) best_weights[p.key()] = p.value().detach().clone();
-        for (const auto& b : tmp->named_buffers()) best_weights[b.key()] = b.value().detach().clone();
+        best_weights = snapshot(*tmp);
       }
       load_checkpoint(ckpt_dir, *net, opt, state);
       if (ema_net) {
@@ -698,9 +718,7 @@ TrainResult train_model(const TrainOptions& o) {
         state.best_metric = e.val_metric;
         state.best_epoch = epoch;
         state.since_best = 0;
-        best_weights.clear();
-        for (const auto& p : judged.named_parameters()) best_weights[p.key()] = p.value().detach().clone();
-        for (const auto& b : judged.named_buffers()) best_weights[b.key()] = b.value().detach().clone();
+        best_weights = snapshot(judged);
         save_weights(judged, ckpt_dir + "/best.pt", false);
       } else {
         ++state.since_best;
@@ -717,16 +735,9 @@ TrainResult train_model(const TrainOptions& o) {
       }
     }
 
-    if (best_weights.empty() && ema_net) {
-      // No epoch was ever "better" (e.g. a NaN metric): ship the average, not the last step.
-      for (const auto& p : ema_net->named_parameters()) best_weights[p.key()] = p.value().detach().clone();
-      for (const auto& b : ema_net->named_buffers()) best_weights[b.key()] = b.value().detach().clone();
-    }
-    if (!best_weights.empty()) {
-      torch::NoGradGuard no_grad;
-      for (auto& p : net->named_parameters()) p.value().copy_(best_weights.at(p.key()));
-      for (auto& b : net->named_buffers()) b.value().copy_(best_weights.at(b.key()));
-    }
+    // No epoch ever "better" (e.g. a NaN metric): ship the average, not the last step.
+    if (best_weights.empty() && ema_net) best_weights = snapshot(*ema_net);
+    if (!best_weights.empty()) restore(*net, best_weights);
     return state;
   };
   const int members = std::max(1, o.members);

@@ -57,6 +57,25 @@ TEST(Cli, BadUsageIsStatusTwo) {
   EXPECT_EQ(run_medlens({"convert", pyd("CT_small.dcm"), tmp.file("x.unknownext")}).status, 2);
 }
 
+TEST(Cli, TrainRefusesBadMixupAndEmaBeforeReadingAnyImage) {
+  test::TempDir tmp;
+  const std::string manifest = test::vendored_samples() + "/pneumoniamnist/manifest.csv";
+  const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
+      {{"--mixup", "beta=1"}, "no key 'beta'"},
+      {{"--mixup", "alpha=0"}, "alpha must be > 0"},
+      {{"--ema", "1"}, "ema"},
+      {{"--ema", "-0.5"}, "--ema"},
+      {{"--task", "segment", "--mixup", "alpha=1"}, "for classifiers"}};
+  for (const auto& [flags, message] : cases) {
+    std::vector<std::string> args = {"train", "--manifest", manifest, "--out", tmp.file("m"), "--epochs", "1"};
+    args.insert(args.end(), flags.begin(), flags.end());
+    const auto r = run_medlens(args);
+    EXPECT_EQ(r.status, 2) << flags.back();
+    EXPECT_NE(r.error.find(message), std::string::npos) << r.error;
+    EXPECT_FALSE(fs::exists(tmp.file("m"))) << flags.back();
+  }
+}
+
 TEST(Cli, InfoJsonDescribesACtSlice) {
   const auto r = run_medlens({"info", pyd("CT_small.dcm"), "--json"});
   ASSERT_EQ(r.status, 0) << r.error;
