@@ -1,11 +1,14 @@
 #include "infer/model.h"
 
+#include <atomic>
+#include <cstdlib>
 #include <exception>
 #include <filesystem>
 
 #include "core/error.h"
 #include "core/parallel.h"
 #include "nn/card.h"
+#include "nn/inference_graph.h"
 #include "nn/network.h"
 #include "nn/torchscript.h"
 #include "transforms/registry.h"
@@ -20,7 +23,58 @@ struct Model::State {
   std::string dir;
   mutable std::string hash;
   Compose preprocessing;
+  // The optimised inference graphs (logits; logits and features), traced on first use and
+  // again whenever the network's weights change (weights_version).
+  mutable std::unique_ptr<InferenceGraph> graph[2];
+  mutable uint64_t graph_version[2] = {0, 0};
 };
+
+namespace {
+
+std::atomic<bool>& graphs_enabled() {
+  static std::atomic<bool> on{[] {
+    const char* e = std::getenv("MEDLENS_EAGER");
+    return !(e && std::string(e) == "1");
+  }()};
+  return on;
+}
+
+// Native ResNets and ensembles of them trace into a static graph; U-Nets run by sliding
+// windows and TorchScript imports are graphs already.
+bool traceable(const nlohmann::json& architecture) {
+  if (!graphs_enabled()) return false;
+  const std::string name = architecture.value("name", "");
+  if (name == "resnet") return true;
+  if (name != "ensemble" || !architecture.contains("members")) return false;
+  for (const auto& m : architecture["members"])
+    if (!traceable(m)) return false;
+  return true;
+}
+
+// The eager pass Model::forward describes: {logits} or {logits, features}.
+std::vector<at::Tensor> eager_pass(Network& net, const at::Tensor& batch, bool with_features) {
+  if (!with_features) return {net.forward(batch)};
+  const std::vector<std::string> layers = net.layers();
+  if (layers.empty()) {
+    at::Tensor features = net.embed(batch);
+    return {net.forward(batch), features};
+  }
+  // Every stage's activations summarised per channel by their spatial mean and SD (Lee et
+  // al.'s feature ensemble): early stages see texture and contrast, late ones content.
+  std::vector<at::Tensor> activations, parts;
+  const at::Tensor logits = net.forward_capture_many(batch, layers, activations);
+  for (const auto& a : activations) {
+    // One pass over the activations for both moments.
+    const auto [sd, mean] = at::std_mean(a.flatten(2), {2}, /*unbiased=*/false, /*keepdim=*/false);
+    parts.push_back(mean);
+    parts.push_back(sd);
+  }
+  return {logits, at::cat(parts, 1)};
+}
+
+}  // namespace
+
+void set_inference_graphs(bool enabled) { graphs_enabled() = enabled; }
 
 Model Model::from_parts(ModelCard card, std::shared_ptr<Network> network, std::string dir) {
   Model m;
@@ -132,23 +186,27 @@ at::Tensor Model::forward(const at::Tensor& batch, at::Tensor* features) const {
   Network& net = *state_->network;
   torch::NoGradGuard no_grad;
   net.eval();
-  if (!features) return net.forward(batch);
-  const std::vector<std::string> layers = net.layers();
-  if (layers.empty()) {
-    *features = net.embed(batch);
-    return net.forward(batch);
+  const int k = features ? 1 : 0;
+  std::vector<at::Tensor> out;
+  if (traceable(state_->card.architecture) && batch.dim() == net.dims() + 2 && batch.size(0) > 0) {
+    auto& graph = state_->graph[k];
+    const uint64_t version = weights_version(net);
+    if (!graph || state_->graph_version[k] != version || !graph->accepts(batch)) {
+      // Tracing runs the eager pass once, which checks the batch (rank, channels) and throws
+      // its clear error for one that does not fit.
+      graph.reset();
+      graph = std::make_unique<InferenceGraph>(
+          [&net, k](const at::Tensor& x) { return eager_pass(net, x, k == 1); }, batch, net);
+      state_->graph_version[k] = version;
+    }
+    // Every batch, the first included, goes through the graph: one implementation for all of
+    // an input's images, not the eager modules for whichever batch came first.
+    out = graph->run(batch);
+  } else {
+    out = eager_pass(net, batch, features != nullptr);
   }
-  // Every stage's activations summarised per channel by their spatial mean and SD (Lee et
-  // al.'s feature ensemble): early stages see texture and contrast, late ones content.
-  std::vector<at::Tensor> activations, parts;
-  const at::Tensor logits = net.forward_capture_many(batch, layers, activations);
-  for (const auto& a : activations) {
-    const at::Tensor flat = a.flatten(2);
-    parts.push_back(flat.mean(2));
-    parts.push_back(flat.std(2, /*unbiased=*/false));
-  }
-  *features = at::cat(parts, 1);
-  return logits;
+  if (features) *features = out.at(1);
+  return out.at(0);
 }
 
 }  // namespace medlens

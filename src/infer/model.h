@@ -45,7 +45,9 @@ class Model {
   /// gradients: the logits (N,K). When `features` is given it also receives that same pass's
   /// feature summary (N,F) for the feature-space OOD score (quality/ood.h): the output of every
   /// layer in Network::layers(), in that order, summarised per channel by its spatial mean and
-  /// SD; networks that name no layers give their penultimate features (a second pass). Not
+  /// SD; networks that name no layers give their penultimate features (a second pass). Native
+  /// ResNets (and ensembles of them) run as an optimised inference graph (nn/inference_graph.h),
+  /// traced on first use and again whenever the weights change; see set_inference_graphs. Not
   /// thread-safe: calls share the network.
   at::Tensor forward(const at::Tensor& batch, at::Tensor* features = nullptr) const;
   /// The preprocessed image itself (geometry and all), for explanations and overlays.
@@ -55,5 +57,10 @@ class Model {
   struct State;
   std::shared_ptr<State> state_;
 };
+
+/// Whether Model::forward runs native classifiers as optimised inference graphs (the default)
+/// or as the eager modules (MEDLENS_EAGER=1 in the environment starts with them off): for
+/// comparisons, and to rule the graph out when debugging. Outputs agree within ~1e-6.
+void set_inference_graphs(bool enabled);
 
 }  // namespace medlens

@@ -67,7 +67,8 @@ std::vector<at::Tensor> passes_for(const Model& m, const at::Tensor& batch, cons
     net.set_mc_dropout(false);
   } else {
     out.push_back(at::softmax(logits / t, 1));
-    if (o.tta) out.push_back(at::softmax(net.forward(mirrored) / t, 1));
+    // The same (graph) pass as the plain one: Model::forward.
+    if (o.tta) out.push_back(at::softmax(m.forward(mirrored) / t, 1));
   }
   return out;
 }

@@ -1,5 +1,7 @@
 #include "nn/layers.h"
 
+#include <torch/csrc/jit/frontend/tracer.h>
+
 #include <limits>
 
 #include "core/error.h"
@@ -63,7 +65,10 @@ torch::nn::AnyModule max_pool(int64_t dims, int64_t kernel, int64_t stride, int6
 at::Tensor max_pool_forward(const at::Tensor& x, int64_t kernel, int64_t stride, int64_t padding) {
   const int64_t dims = x.dim() - 2;
   check_dims(dims);
-  if (x.requires_grad() && at::GradMode::is_enabled())  // its backward routes to the argmax
+  // LibTorch's own pooling when training (its backward routes to the argmax) and when traced
+  // into an inference graph (nn/inference_graph.h: one op the graph keeps in oneDNN's layout,
+  // and no slice bounds baked in for the traced size). Both take the same maxima.
+  if ((x.requires_grad() && at::GradMode::is_enabled()) || torch::jit::tracer::isTracing())
     return dims == 2 ? at::max_pool2d(x, kernel, stride, padding) : at::max_pool3d(x, kernel, stride, padding);
   // Padded with -inf, which never wins: every window holds at least one voxel of x.
   const at::Tensor padded =
