@@ -15,7 +15,6 @@
 namespace medlens {
 
 struct InferenceGraph::Impl {
-  std::shared_ptr<torch::jit::Graph> graph;
   std::unique_ptr<torch::jit::Code> code;
   std::vector<int64_t> sample_shape;  // the example's shape less the batch dimension
   at::ScalarType dtype = at::kFloat;
@@ -59,7 +58,6 @@ InferenceGraph::InferenceGraph(const Pass& pass, const at::Tensor& example, torc
   torch::jit::ConvertFrozenOpsToMKLDNN(graph);
   torch::jit::FrozenLinearTranspose(graph);
   torch::jit::EliminateDeadCode(graph);
-  impl_->graph = graph;
   // Run as it stands by the interpreter: a graph executor would profile the first runs and
   // re-optimise (no CPU fusers here to gain from), costing time on the first batches.
   torch::jit::runRequiredPasses(graph);
@@ -74,7 +72,8 @@ bool InferenceGraph::accepts(const at::Tensor& x) const {
 }
 
 std::vector<at::Tensor> InferenceGraph::run(const at::Tensor& x) const {
-  if (!accepts(x)) throw UsageError("InferenceGraph::run: batch differs from the traced one in shape (other than batch size) or dtype");
+  if (!accepts(x))
+    throw UsageError("InferenceGraph::run: the batch differs from the traced one in shape (beyond batch size) or dtype");
   torch::NoGradGuard no_grad;
   torch::jit::Stack stack{x.contiguous()};
   torch::jit::InterpreterState(*impl_->code).run(stack);
