@@ -166,7 +166,8 @@ nlohmann::json audit(const std::string& bundle, const std::string& manifest, con
       {"n", n},
       {"metrics", metrics},
       {"calibration", {{"temperature", card.temperature}, {"ece_before", before.ece}, {"ece_after", after.ece},
-                       {"ece_floor", {{"mean", floor.mean}, {"q95", floor.q95}}}, {"mce_before", before.mce}, {"mce_after", after.mce}, {"brier_before", brier(raw, labels)},
+                       {"ece_floor", {{"mean", floor.mean}, {"q95", floor.q95}}}, {"mce_before", before.mce},
+                       {"mce_after", after.mce}, {"brier_before", brier(raw, labels)},
                        {"brier_after", brier(probs, labels)}}},
       {"selective", {{"aurc", aurc}, {"coverage", answered / dn}, {"refused_by_input_checks", refused_by_checks / dn},
                      {"accuracy_answered", answered ? answered_correct / static_cast<double>(answered) : NAN},
@@ -230,7 +231,8 @@ nlohmann::json audit(const std::string& bundle, const std::string& manifest, con
               fixed(after.ece) + " after; Brier " + fixed(result["calibration"]["brier_before"].get<double>()) + " before, " +
               fixed(result["calibration"]["brier_after"].get<double>()) + " after. A perfectly calibrated model " +
               "would still show an ECE of about " + fixed(floor.mean) + " on " + std::to_string(n) +
-              " images (95% of random draws below " + fixed(floor.q95) + "): an ECE near that is as good as this sample can show.");
+              " images (95% of random draws below " + fixed(floor.q95) +
+              "): an ECE near that is as good as this sample can show.");
   r.image_png(read_bytes((dir / "reliability.png").string()), "reliability diagram", 520);
   r.heading("Knowing when not to answer");
   r.paragraph("Answered " + pct(answered / dn) + " of the images (the rest were inconclusive: input or out-of-distribution checks " +

@@ -24,9 +24,10 @@ struct MixupOptions {
 };
 
 /// Replaces the batch `x` (N, C, [D,] H, W) by its mixed version, a new tensor (whatever `x`
-/// shared its storage with is left alone); seeded: the same seed gives the same result. `partner` receives the index (N) of the sample each row was mixed with and the
-/// return value is lambda, the weight of the original sample's target (1: the batch was left as
-/// it is and `partner` is undefined). For CutMix lambda is the exact share of voxels kept.
+/// shared its storage with is left alone); the same seed gives the same result. `partner`
+/// receives the index (N) of the sample each row was mixed with, and the return value is
+/// lambda, the weight of the original sample's target (1: the batch was left as it is and
+/// `partner` is undefined). For CutMix lambda is the exact share of voxels kept.
 double mix_batch(at::Tensor& x, at::Tensor& partner, const MixupOptions& options, uint64_t seed);
 
 }  // namespace medlens

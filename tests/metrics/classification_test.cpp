@@ -113,12 +113,6 @@ TEST(ClassificationReport, HasEveryMetricWithCis) {
   EXPECT_EQ(j["confusion_matrix"].size(), 3u);
 }
 
-}  // namespace
-}  // namespace medlens
-
-namespace medlens {
-namespace {
-
 // Cases drawn from a model that is calibrated by construction: label ~ its own probabilities.
 void draw_calibrated(size_t n, std::mt19937_64& rng, ProbRows& probs, std::vector<int>& labels) {
   std::uniform_real_distribution<double> unit(0, 1);
