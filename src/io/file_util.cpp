@@ -1,10 +1,15 @@
 #include "io/file_util.h"
 
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <cctype>
+#include <cerrno>
+#include <cstring>
 #include <fstream>
 
 #include "core/error.h"
@@ -38,6 +43,31 @@ std::vector<uint8_t> read_file_bytes(const std::string& path) {
   if (size > 0 && !in.read(reinterpret_cast<char*>(bytes.data()), size))
     throw InputError(path, "read error");
   return bytes;
+}
+
+MappedFile::MappedFile(const std::string& path, bool populate) {
+  std::error_code ec;
+  if (fs::is_directory(path, ec)) throw InputError(path, "is a folder, expected a file");
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT) throw InputError(path, "no such file");
+    throw InputError(path, std::string("cannot open file: ") + std::strerror(errno));
+  }
+  struct stat st {};
+  if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0) {
+    void* m = ::mmap(nullptr, static_cast<size_t>(st.st_size), PROT_READ,
+                     MAP_PRIVATE | (populate ? MAP_POPULATE : 0), fd, 0);
+    if (m != MAP_FAILED) {
+      map_ = m;
+      size_ = static_cast<size_t>(st.st_size);
+    }
+  }
+  ::close(fd);
+  if (!map_) copy_ = read_file_bytes(path);
+}
+
+MappedFile::~MappedFile() {
+  if (map_) ::munmap(map_, size_);
 }
 
 std::vector<uint8_t> read_file_head(const std::string& path, size_t n) {

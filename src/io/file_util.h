@@ -14,6 +14,25 @@ std::string extension_of(const std::string& path);
 /// Whole file as bytes; InputError naming the file when it cannot be read.
 std::vector<uint8_t> read_file_bytes(const std::string& path);
 
+/// A whole file, read-only: mapped when possible (no copy, and only the pages used are read),
+/// else read into memory (folders refused, pipes and mmap failures read). InputError naming the
+/// file when it cannot be opened. populate=true faults the whole file in at once: for readers
+/// that will touch every byte (NIfTI); false for those that pick one member (.npz archives).
+class MappedFile {
+ public:
+  explicit MappedFile(const std::string& path, bool populate = true);
+  ~MappedFile();
+  MappedFile(const MappedFile&) = delete;
+  MappedFile& operator=(const MappedFile&) = delete;
+  const uint8_t* data() const { return map_ ? static_cast<const uint8_t*>(map_) : copy_.data(); }
+  size_t size() const { return map_ ? size_ : copy_.size(); }
+
+ private:
+  void* map_ = nullptr;
+  size_t size_ = 0;
+  std::vector<uint8_t> copy_;
+};
+
 /// Up to n first bytes of a file (fewer if the file is shorter).
 std::vector<uint8_t> read_file_head(const std::string& path, size_t n);
 

@@ -7,10 +7,6 @@
 
 #include "io/nifti.h"
 
-#include <fcntl.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
 #include <zlib.h>
 
 #include <algorithm>
@@ -98,44 +94,6 @@ std::string num(double v) {
 }
 
 bool is_gzip(const uint8_t* p, size_t n) { return n >= 2 && p[0] == 0x1f && p[1] == 0x8b; }
-
-// A whole file, read-only: mapped when possible (no copy before conversion), else read.
-class FileBytes {
- public:
-  explicit FileBytes(const std::string& path) {
-    std::error_code ec;
-    if (fs::is_directory(path, ec)) throw InputError(path, "is a folder, expected a file");
-    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-      if (errno == ENOENT) throw InputError(path, "no such file");
-      throw InputError(path, std::string("cannot open file: ") + std::strerror(errno));
-    }
-    struct stat st {};
-    if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0) {
-      // MAP_POPULATE: every byte is read, so fault the file in with one call.
-      void* m = ::mmap(nullptr, static_cast<size_t>(st.st_size), PROT_READ,
-                       MAP_PRIVATE | MAP_POPULATE, fd, 0);
-      if (m != MAP_FAILED) {
-        map_ = m;
-        size_ = static_cast<size_t>(st.st_size);
-      }
-    }
-    ::close(fd);
-    if (!map_) copy_ = read_file_bytes(path);
-  }
-  ~FileBytes() {
-    if (map_) ::munmap(map_, size_);
-  }
-  FileBytes(const FileBytes&) = delete;
-  FileBytes& operator=(const FileBytes&) = delete;
-  const uint8_t* data() const { return map_ ? static_cast<const uint8_t*>(map_) : copy_.data(); }
-  size_t size() const { return map_ ? size_ : copy_.size(); }
-
- private:
-  void* map_ = nullptr;
-  size_t size_ = 0;
-  std::vector<uint8_t> copy_;
-};
 
 // Decompresses a gzip stream (several members allowed) into a buffer that grows only as data
 // arrive, so a tiny file whose header claims gigabytes fails at its real end, cheaply.
@@ -865,7 +823,7 @@ VoxelBuffer read_pair(const std::string& path) {
   const auto [hdr_path, img_path] = pair_paths(path);
   Header h;
   {
-    FileBytes hf(hdr_path);
+    MappedFile hf(hdr_path);
     if (is_gzip(hf.data(), hf.size())) {
       Inflater inf(hf.data(), hf.size(), hdr_path);
       inf.fill(kNifti2Size);
@@ -875,7 +833,7 @@ VoxelBuffer read_pair(const std::string& path) {
     }
   }
   Plan P = make_plan(h, false, hdr_path);
-  FileBytes img(img_path);
+  MappedFile img(img_path);
   std::unique_ptr<Inflater> inflater;
   if (is_gzip(img.data(), img.size()))
     inflater = std::make_unique<Inflater>(img.data(), img.size(), img_path);
@@ -1132,7 +1090,7 @@ VoxelBuffer read_nifti(const std::string& path, const ReadOptions& /*options*/) 
   // Non-finite voxels are left to check_voxels (read_voxels) so callers may opt in.
   for (const char* e : {".hdr", ".img", ".hdr.gz", ".img.gz"})
     if (ends_with_ci(path, e)) return read_pair(path);
-  FileBytes file(path);
+  MappedFile file(path);
   VoxelBuffer b = decode_single(file.data(), file.size(), path);
   b.metadata.source_path = path;
   return b;

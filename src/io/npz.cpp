@@ -7,14 +7,9 @@
 
 #include "io/npz.h"
 
-#include <fcntl.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
 #include <zlib.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -723,38 +718,6 @@ std::string label_of(const ZipArchive& zip, const std::vector<ArrayRecord>& arra
   return s;
 }
 
-// A read-only view of a whole file: mapped when possible (a large archive costs no memory and
-// only the chosen member is touched), else read into memory.
-class FileBytes {
- public:
-  explicit FileBytes(const std::string& path) {
-    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) throw InputError(path, std::string("cannot open file: ") + std::strerror(errno));
-    struct stat st {};
-    if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0) {
-      void* p = ::mmap(nullptr, static_cast<size_t>(st.st_size), PROT_READ, MAP_PRIVATE, fd, 0);
-      if (p != MAP_FAILED) {
-        map_ = p;
-        size_ = static_cast<size_t>(st.st_size);
-      }
-    }
-    ::close(fd);
-    if (!map_) copy_ = read_file_bytes(path);  // folders, pipes, mmap failures: plain read
-  }
-  ~FileBytes() {
-    if (map_) ::munmap(map_, size_);
-  }
-  FileBytes(const FileBytes&) = delete;
-  FileBytes& operator=(const FileBytes&) = delete;
-  const uint8_t* data() const { return map_ ? static_cast<const uint8_t*>(map_) : copy_.data(); }
-  size_t size() const { return map_ ? size_ : copy_.size(); }
-
- private:
-  void* map_ = nullptr;
-  size_t size_ = 0;
-  std::vector<uint8_t> copy_;
-};
-
 }  // namespace
 
 std::vector<NpyArrayInfo> list_npz_memory(const uint8_t* data, size_t size,
@@ -766,7 +729,7 @@ std::vector<NpyArrayInfo> list_npz_memory(const uint8_t* data, size_t size,
 }
 
 std::vector<NpyArrayInfo> list_npz(const std::string& path) {
-  const FileBytes bytes(path);
+  const MappedFile bytes(path, /*populate=*/false);
   return list_npz_memory(bytes.data(), bytes.size(), path);
 }
 
@@ -820,7 +783,7 @@ VoxelBuffer decode_npz_memory(const uint8_t* data, size_t size, const std::strin
 }
 
 VoxelBuffer read_npz(const std::string& path, const ReadOptions& options) {
-  const FileBytes bytes(path);
+  const MappedFile bytes(path, /*populate=*/false);
   VoxelBuffer b = decode_npz_memory(bytes.data(), bytes.size(), path, options.npz_key,
                                     options.npz_index);
   b.metadata.source_path = path;
