@@ -799,10 +799,11 @@ TrainResult train_model(const TrainOptions& o) {
     card.metrics["val"]["detection"] = detection_summary(at::softmax(v.logits, 1).select(1, positive), val.y, val.geometry);
     card.thresholds = o.card.value("thresholds", nlohmann::json::object());
   } else {
+    // The temperature first: for three or more classes the operating point on P(positive)
+    // depends on it. fit_trust refits it on the same val set and writes the val metrics.
     result.temperature = fit_temperature(v.logits, val.y);
     card.temperature = result.temperature;
     const ProbRows probs = rows_of(at::softmax(v.logits / result.temperature, 1));
-    const ProbRows raw = rows_of(at::softmax(v.logits, 1));
     const std::vector<int> labels = labels_of(val.y);
     nlohmann::json thresholds = o.card.value("thresholds", nlohmann::json::object());
     const nlohmann::json rule = thresholds.value("rule", nlohmann::json("youden"));
@@ -811,17 +812,6 @@ TrainResult train_model(const TrainOptions& o) {
     thresholds["operating_point"] = op;
     thresholds["rule"] = rule;
     card.thresholds = thresholds;
-    ClassificationReportOptions ro;
-    ro.classes = classes;
-    ro.positive_class = classes[positive];
-    ro.threshold = op;
-    ro.bootstrap_rounds = o.bootstrap_rounds;
-    ro.seed = o.seed;
-    nlohmann::json report = classification_report(probs, labels, ro);
-    const Calibration before = calibration(raw, labels), after = calibration(probs, labels);
-    report["calibration"] = {{"ece_before", before.ece}, {"ece_after", after.ece}, {"mce_before", before.mce},
-                             {"mce_after", after.mce}, {"temperature", result.temperature}};
-    card.metrics = {{"val", report}};
     // The trust fit: abstention threshold, OOD reference and thresholds, calibration plots.
     TrustOptions to;
     to.batch_size = o.batch_size;
