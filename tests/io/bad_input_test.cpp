@@ -77,6 +77,33 @@ TEST(AtomicOutput, CommitsOrLeavesNothing) {
   EXPECT_THROW(AtomicOutput(tmp.file("no/such/dir/x.png")), InputError);
 }
 
+// The NIfTI and .npz readers see files through MappedFile: a regular file mapped (with or
+// without faulting it in), an empty one read, and a missing file or a folder refused by name.
+TEST(MappedFile, MapsReadsOrRefusesNamingTheFile) {
+  test::TempDir tmp;
+  const std::string bytes = std::string("\x93NUMPY") + std::string(5000, '\x01') + "end";
+  std::ofstream(tmp.file("a.bin"), std::ios::binary) << bytes;
+  for (bool populate : {true, false}) {
+    const MappedFile m(tmp.file("a.bin"), populate);
+    ASSERT_EQ(m.size(), bytes.size());
+    EXPECT_EQ(std::string(reinterpret_cast<const char*>(m.data()), m.size()), bytes);
+  }
+  std::ofstream(tmp.file("empty.bin")).close();
+  EXPECT_EQ(MappedFile(tmp.file("empty.bin")).size(), 0u);
+  const auto message = [](const std::string& path) {
+    try {
+      MappedFile m(path);
+    } catch (const InputError& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  const std::string missing = message(tmp.file("missing.nii")), folder = message(tmp.path().string());
+  EXPECT_NE(missing.find("missing.nii"), std::string::npos) << missing;
+  EXPECT_NE(missing.find("no such file"), std::string::npos) << missing;
+  EXPECT_NE(folder.find("is a folder"), std::string::npos) << folder;
+}
+
 TEST(Extension, DoubleExtensionsAndCase) {
   EXPECT_EQ(extension_of("/a/b/Brain.NII.GZ"), ".nii.gz");
   EXPECT_EQ(extension_of("x.mha"), ".mha");
