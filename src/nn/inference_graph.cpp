@@ -92,14 +92,11 @@ uint64_t weights_version(const torch::nn::Module& module) {
   // steps, copy_, load_weights) or replaced by another tensor.
   uint64_t v = 1469598103934665603ULL;
   const auto mix = [&v](uint64_t x) { v = (v ^ x) * 1099511628211ULL; };
-  for (const auto& t : module.parameters()) {
-    mix(reinterpret_cast<uintptr_t>(t.data_ptr()));
-    mix(t._version());
-  }
-  for (const auto& t : module.buffers()) {
-    mix(reinterpret_cast<uintptr_t>(t.data_ptr()));
-    mix(t._version());
-  }
+  for (const auto& tensors : {module.parameters(), module.buffers()})
+    for (const auto& t : tensors) {
+      mix(reinterpret_cast<uintptr_t>(t.data_ptr()));
+      mix(t._version());
+    }
   return v;
 }
 
