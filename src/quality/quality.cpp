@@ -91,6 +91,14 @@ nlohmann::json quality_reference(const std::vector<std::map<std::string, double>
   return out;
 }
 
+double in_plane_size(const Image& image) { return static_cast<double>(std::min(image.height(), image.width())); }
+
+nlohmann::json size_reference(const std::vector<double>& sizes) {
+  std::vector<std::map<std::string, double>> f;
+  for (double s : sizes) f.push_back({{"size", s}});
+  return quality_reference(f).value("size", nlohmann::json::object());
+}
+
 std::vector<QualityReport> assess_quality_prepared(const std::vector<Image>& images, const at::Tensor& prepared,
                                                    const at::Tensor& logits, const at::Tensor& features,
                                                    const Model& model) {
@@ -131,6 +139,23 @@ std::vector<QualityReport> assess_quality_prepared(const std::vector<Image>& ima
     r.checks.push_back(range);
     check("noise", true, 1.5, "the image is much noisier than the images this model was trained and tested on");
     check("sharpness", false, 1.5, "the image is much blurrier than the images this model was trained and tested on");
+    // Size is judged on the image as read (preprocessing resizes every image to the input grid),
+    // against the detail the model reads: its input grid, or its smallest training images when
+    // those were smaller. Larger images only lose detail the model never used.
+    QualityCheck size{"size", in_plane_size(images[i]), true, ""};
+    if (ref.contains("size")) {
+      const auto& in = model.card().input.size;  // x, y[, z]
+      const double smallest = ref["size"]["q01"].get<double>();
+      const double reads = in.size() >= 2 ? std::min<double>({smallest, static_cast<double>(in[0]), static_cast<double>(in[1])})
+                                          : smallest;
+      if (size.value < reads / 2) {
+        size.passed = false;
+        size.reason = "the image is much smaller than what this model reads (" + fmt(size.value) + " pixels across, against " +
+                      fmt(reads) + " from training images of " + fmt(smallest) +
+                      " or more): enlarging it cannot add the detail the model looks at";
+      }
+    }
+    r.checks.push_back(size);
   }
   const FeatureOod ood = FeatureOod::load(model);
   if (!images.empty() && !ood.empty()) assess_ood(ood, logits, features, model, reports);

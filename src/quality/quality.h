@@ -34,6 +34,15 @@ std::map<std::string, double> quality_features(const at::Tensor& prepared);
 /// Per-feature quantiles (q01, q50, q99) over a training set, for the card's "ood.quality".
 nlohmann::json quality_reference(const std::vector<std::map<std::string, double>>& features);
 
+/// An image's in-plane size as read, before preprocessing: min(height, width) in voxels. The
+/// card's "ood.quality.size" holds its quantiles over the training images (size_reference),
+/// and an image less than half of what the model reads (its input grid, or the smallest (q01)
+/// training images when smaller) is refused: enlarging a small image cannot supply the detail
+/// the network reads (a 28x28 thumbnail given to a 160x160 model of 256x256 ultrasound, say),
+/// whatever its features happen to look like.
+double in_plane_size(const Image& image);
+nlohmann::json size_reference(const std::vector<double>& sizes);
+
 /// Checks an image against the card's quality reference (checks without a reference are
 /// measured and reported, not judged), then, when the bundle has a feature-space OOD reference
 /// (card.ood.features, quality/ood.h), its Mahalanobis distance and energy score against the

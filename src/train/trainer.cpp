@@ -129,6 +129,7 @@ struct Dataset {
   at::Tensor x;                    // (N, C, [D,] H, W) preprocessed inputs
   at::Tensor y;                    // classify: (N) class index; segment: (N, [D,] H, W) label map
   std::vector<Geometry> geometry;  // of each prepared sample (augmentation works in mm)
+  std::vector<double> native_size;  // in_plane_size of each image as read (the card's size reference)
   std::vector<std::string> paths;
 };
 
@@ -163,6 +164,7 @@ Dataset load_dataset(const std::vector<ManifestRow>& rows, const Compose& prep, 
   std::vector<at::Tensor> xs(rows.size()), ys(rows.size());
   Dataset d;
   d.geometry.resize(rows.size());
+  d.native_size.resize(rows.size());
   parallel_for(static_cast<int64_t>(rows.size()), [&](int64_t i) {
     const ManifestRow& r = rows[static_cast<size_t>(i)];
     Sample s{read_manifest_input(r, channel_names), std::nullopt};
@@ -170,6 +172,7 @@ Dataset load_dataset(const std::vector<ManifestRow>& rows, const Compose& prep, 
       if (r.mask.empty()) throw InputError(manifest, r.path + " has no mask (segmentation needs a mask column)");
       s.label = read_image(r.mask);
     }
+    d.native_size[static_cast<size_t>(i)] = in_plane_size(s.image);
     Rng rng(0);
     s = prep.apply(std::move(s), rng);
     d.geometry[static_cast<size_t>(i)] = s.image.geometry();
@@ -789,6 +792,7 @@ TrainResult train_model(const TrainOptions& o) {
   std::vector<std::map<std::string, double>> features;
   for (int64_t i = 0; i < train.x.size(0); ++i) features.push_back(quality_features(train.x[i]));
   card.ood["quality"] = quality_reference(features);
+  card.ood["quality"]["size"] = size_reference(train.native_size);
   card.intended_use = o.card.value("intended_use", "");
   card.limitations = o.card.value("limitations", std::vector<std::string>{});
   card.explanation = o.card.value("explanation", nlohmann::json{{"method", "gradcam"}, {"layer", net->default_cam_layer()}});
