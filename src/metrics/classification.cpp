@@ -85,6 +85,30 @@ double macro_f1(const std::vector<int>& labels, const std::vector<int>& predicte
   return used ? sum / used : NAN;
 }
 
+double choose_operating_point(const ProbRows& probs, const std::vector<int>& labels, int positive,
+                              double target_sensitivity) {
+  std::vector<double> cands;
+  for (const auto& r : probs) cands.push_back(r[static_cast<size_t>(positive)]);
+  std::sort(cands.begin(), cands.end());
+  cands.erase(std::unique(cands.begin(), cands.end()), cands.end());
+  if (cands.empty()) return 0.5;
+  size_t best = 0;
+  double best_score = -INFINITY;
+  for (size_t k = 0; k < cands.size(); ++k) {
+    int64_t tp = 0, fn = 0, tn = 0, fp = 0;
+    for (size_t i = 0; i < probs.size(); ++i) {
+      const bool p = probs[i][static_cast<size_t>(positive)] >= cands[k];
+      if (labels[i] == positive) (p ? tp : fn)++;
+      else (p ? fp : tn)++;
+    }
+    const double sens = tp + fn ? double(tp) / double(tp + fn) : 0, spec = tn + fp ? double(tn) / double(tn + fp) : 0;
+    const double score = target_sensitivity >= 0 ? (sens >= target_sensitivity ? cands[k] : -INFINITY) : sens + spec - 1;
+    if (score > best_score) best_score = score, best = k;
+  }
+  if (best_score == -INFINITY) return 0.5;  // no threshold reaches the target (no positive case)
+  return best > 0 ? (cands[best] + cands[best - 1]) / 2 : cands[0] / 2;
+}
+
 double brier(const ProbRows& probs, const std::vector<int>& labels) {
   if (probs.empty()) return NAN;
   double s = 0;

@@ -29,6 +29,15 @@ double macro_f1(const std::vector<int>& labels, const std::vector<int>& predicte
 /// Multi-class Brier score: mean over cases of sum_k (p_k - [y == k])^2.
 double brier(const ProbRows& probs, const std::vector<int>& labels);
 
+/// Operating point on P(positive), the rule `P >= threshold`: the one maximising Youden's J
+/// (sensitivity + specificity - 1), or, when target_sensitivity >= 0, the largest keeping
+/// sensitivity at the target. It is returned midway between the val score that defines it and
+/// the next lower one, so the same cases fall on either side when the scores move in their last
+/// bits (another thread count or an optimised inference graph); an operating point equal to a
+/// case's score would flip that case. 0.5 when no case has a score or none reaches the target.
+double choose_operating_point(const ProbRows& probs, const std::vector<int>& labels, int positive,
+                              double target_sensitivity = -1);
+
 struct Calibration {
   double ece = 0, mce = 0;                 ///< expected / maximum calibration error
   std::vector<double> bin_confidence, bin_accuracy;

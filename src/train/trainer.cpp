@@ -399,29 +399,6 @@ double monitor_value(const std::string& monitor, const at::Tensor& logits, const
   return roc_auc(s, t);
 }
 
-// Operating point on P(positive): Youden's J, or the largest threshold keeping sensitivity at
-// a target, chosen on validation.
-double choose_threshold(const ProbRows& probs, const std::vector<int>& labels, int positive, const nlohmann::json& rule) {
-  std::vector<double> cands;
-  for (const auto& r : probs) cands.push_back(r[positive]);
-  std::sort(cands.begin(), cands.end());
-  cands.erase(std::unique(cands.begin(), cands.end()), cands.end());
-  const double target = rule.is_object() && rule.contains("sensitivity") ? rule["sensitivity"].get<double>() : -1;
-  double best = 0.5, best_score = -INFINITY;
-  for (double t : cands) {
-    int64_t tp = 0, fn = 0, tn = 0, fp = 0;
-    for (size_t i = 0; i < probs.size(); ++i) {
-      const bool p = probs[i][positive] >= t;
-      if (labels[i] == positive) (p ? tp : fn)++;
-      else (p ? fp : tn)++;
-    }
-    const double sens = tp + fn ? double(tp) / double(tp + fn) : 0, spec = tn + fp ? double(tn) / double(tn + fp) : 0;
-    const double score = target >= 0 ? (sens >= target ? t : -INFINITY) : sens + spec - 1;
-    if (score > best_score) best_score = score, best = t;
-  }
-  return best;
-}
-
 void write_curves(const std::string& out, const std::vector<std::vector<EpochLog>>& members, const std::string& metric) {
   std::ofstream csv(out + "/metrics.csv");
   csv << "member,epoch,train_loss,val_loss,val_" << metric << ",lr,seconds\n";
@@ -812,7 +789,8 @@ TrainResult train_model(const TrainOptions& o) {
     nlohmann::json thresholds = o.card.value("thresholds", nlohmann::json::object());
     const nlohmann::json rule = thresholds.value("rule", nlohmann::json("youden"));
     const double op = thresholds.contains("operating_point") ? thresholds["operating_point"].get<double>()
-                                                              : choose_threshold(probs, labels, positive, rule);
+                                                              : choose_operating_point(probs, labels, positive,
+                                                                                       rule.is_object() ? rule.value("sensitivity", -1.0) : -1.0);
     thresholds["operating_point"] = op;
     thresholds["rule"] = rule;
     card.thresholds = thresholds;

@@ -64,6 +64,41 @@ TEST(ClassificationMetrics, EdgeCases) {
   EXPECT_EQ(cm[2][2], 1);
 }
 
+// The operating point maximises Youden's J over every threshold a val score defines, but sits
+// strictly between two scores, so nudging every score by 1e-9 (last-bit drift) moves no case
+// across it; the sensitivity rule keeps its target.
+TEST(OperatingPoint, MaximisesYoudenAndSitsBetweenScores) {
+  ProbRows probs;
+  std::vector<int> labels;
+  make_cases(300, probs, labels, 11);
+  const int pos = 1;
+  auto rates = [&](const ProbRows& p, double t) {
+    double tp = 0, fn = 0, tn = 0, fp = 0;
+    for (size_t i = 0; i < p.size(); ++i) {
+      const bool yes = p[i][pos] >= t;
+      if (labels[i] == pos) (yes ? tp : fn)++;
+      else (yes ? fp : tn)++;
+    }
+    return std::pair<double, double>{tp / (tp + fn), tn / (tn + fp)};
+  };
+  const double op = choose_operating_point(probs, labels, pos);
+  const auto [sens, spec] = rates(probs, op);
+  for (const auto& r : probs) {
+    EXPECT_NE(r[pos], op);
+    const auto [s, c] = rates(probs, r[pos]);
+    EXPECT_LE(s + c, sens + spec + 1e-12) << "threshold " << r[pos] << " has a larger J";
+  }
+  for (double nudge : {1e-9, -1e-9}) {
+    ProbRows moved = probs;
+    for (auto& r : moved) r[pos] += nudge;
+    EXPECT_EQ(rates(moved, op), rates(probs, op)) << nudge;
+  }
+  const double op95 = choose_operating_point(probs, labels, pos, 0.95);
+  EXPECT_GE(rates(probs, op95).first, 0.95);
+  EXPECT_LT(op95, op);
+  EXPECT_EQ(choose_operating_point({}, {}, pos), 0.5);
+}
+
 TEST(Calibration, EceIsTheWeightedGapBetweenConfidenceAndAccuracy) {
   // Ten cases at confidence 0.9, of which 6 right: ECE = |0.6 - 0.9| = 0.3.
   ProbRows probs(10, {0.9, 0.1});
