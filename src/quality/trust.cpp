@@ -297,7 +297,7 @@ nlohmann::json calibrate_bundle(const std::string& bundle_dir, const std::string
   if (model.card().task != "classify")
     throw UsageError("calibrate is for classifiers; " + model.card().id() + " is a segmenter");
   const Manifest m = load_manifest(manifest);
-  auto load = [&](const std::string& split, at::Tensor& x, at::Tensor& y, std::vector<double>& sizes) {
+  auto load = [&](const std::string& split, at::Tensor& x, at::Tensor& y, std::vector<double>* sizes) {
     const std::vector<ManifestRow> rows = m.select(split);
     if (rows.empty()) throw InputError(manifest, "no rows of split '" + split + "' (calibrate needs train and val rows)");
     std::vector<std::string> paths;
@@ -313,15 +313,15 @@ nlohmann::json calibrate_bundle(const std::string& bundle_dir, const std::string
     std::vector<at::Tensor> xs;
     for (const auto& im : images) {
       xs.push_back(model.prepare(im));
-      sizes.push_back(in_plane_size(im));
+      if (sizes) sizes->push_back(in_plane_size(im));
     }
     x = at::stack(xs);
     y = at::tensor(labels, at::kLong);
   };
   at::Tensor tx, ty, vx, vy;
-  std::vector<double> train_sizes, val_sizes;
-  load(o.train_split, tx, ty, train_sizes);
-  load(o.val_split, vx, vy, val_sizes);
+  std::vector<double> train_sizes;
+  load(o.train_split, tx, ty, &train_sizes);
+  load(o.val_split, vx, vy, nullptr);
   TrustFit fit = fit_trust(model, tx, ty, vx, vy, o.trust);
   // The size reference needs the images as read, which only calibrate and the trainer see.
   fit.card.ood["quality"]["size"] = size_reference(train_sizes);
