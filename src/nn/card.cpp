@@ -74,6 +74,16 @@ ModelCard ModelCard::from_json(const nlohmann::json& j) {
   c.training = field<nlohmann::json>(j, "training", nlohmann::json::object());
   c.explanation = field<nlohmann::json>(j, "explanation", nlohmann::json::object());
   c.ood = field<nlohmann::json>(j, "ood", nlohmann::json::object());
+  // The quality reference is read on every prediction (quality/): a malformed one is refused
+  // here, naming the field, rather than failing inside a check.
+  if (c.ood.contains("quality")) {
+    const nlohmann::json& q = c.ood["quality"];
+    if (!q.is_object()) throw UsageError("model card ood.quality must be an object");
+    for (auto it = q.begin(); it != q.end(); ++it)
+      for (const char* k : {"q01", "q50", "q99"})
+        if (!it.value().is_object() || !it.value().contains(k) || !it.value()[k].is_number())
+          throw UsageError("model card ood.quality." + it.key() + " needs the numbers q01, q50 and q99");
+  }
   c.intended_use = field<std::string>(j, "intended_use", "");
   c.limitations = field<std::vector<std::string>>(j, "limitations", {});
   for (auto it = j.begin(); it != j.end(); ++it)

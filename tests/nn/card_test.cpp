@@ -52,6 +52,13 @@ TEST(ModelCard, RejectsWhatLaterStagesCannotUse) {
   j = minimal();
   j["positive_class"] = "covid";
   EXPECT_THROW(ModelCard::from_json(j), UsageError);
+  j = minimal();
+  j["ood"] = {{"quality", {{"size", {{"q01", 256.0}, {"q50", 256.0}, {"q99", 256.0}}}}}};
+  EXPECT_NO_THROW(ModelCard::from_json(j));
+  j["ood"]["quality"]["size"].erase("q01");
+  EXPECT_THROW(ModelCard::from_json(j), UsageError);
+  j["ood"]["quality"] = {{"size", 256}};
+  EXPECT_THROW(ModelCard::from_json(j), UsageError);
 }
 
 TEST(ModelCard, LoadNamesTheFileOnError) {
