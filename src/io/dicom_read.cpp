@@ -8,11 +8,14 @@
 #endif
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <map>
 #include <mutex>
+
+#include <dcmtk/dcmdata/dcpxitem.h>
 
 #include "core/error.h"
 #include "core/parallel.h"
@@ -590,6 +593,94 @@ RawPixels raw_from_dcmtk(DcmDataset* ds, const DcmTagKey& tag, bool source_big_e
   return raw;
 }
 
+// Frame size a JPEG or JPEG-LS codestream states in its SOF marker: {rows, columns, components},
+// or nullopt when the fragment does not start a codestream or its header lies past the fragment.
+std::optional<std::array<int64_t, 3>> jpeg_frame_size(const uint8_t* p, size_t n) {
+  if (n < 4 || p[0] != 0xFF || p[1] != 0xD8) return std::nullopt;
+  size_t i = 2;
+  while (i + 4 <= n) {
+    if (p[i] != 0xFF) return std::nullopt;
+    while (i < n && p[i] == 0xFF) ++i;  // fill bytes
+    if (i + 3 > n) return std::nullopt;
+    const uint8_t marker = p[i++];
+    if (marker == 0x01 || (marker >= 0xD0 && marker <= 0xD7)) continue;  // no length field
+    const size_t length = (size_t{p[i]} << 8) | p[i + 1];
+    const bool sof = (marker >= 0xC0 && marker <= 0xCF && marker != 0xC4 && marker != 0xC8 &&
+                      marker != 0xCC) || marker == 0xF7;  // 0xF7: JPEG-LS SOF55
+    if (sof) {
+      if (i + 8 > n) return std::nullopt;
+      return std::array<int64_t, 3>{(int64_t{p[i + 3]} << 8) | p[i + 4],
+                                    (int64_t{p[i + 5]} << 8) | p[i + 6], int64_t{p[i + 7]}};
+    }
+    if (length < 2) return std::nullopt;
+    i += length;
+  }
+  return std::nullopt;
+}
+
+// What the header claims must be what the compressed stream can hold, checked before any
+// decoder allocates the decompressed image. Otherwise a few kilobytes claiming 20000x20000
+// pixels make the JPEG decoder fill a gigabyte-sized, mostly empty image (seconds of work and
+// a wrong image), and an RLE file claiming a million frames allocates them all before failing.
+void check_encapsulated_claims(DcmDataset* ds, const PixelLayout& L, E_TransferSyntax xfer,
+                               uintmax_t file_size, const std::string& path) {
+  DcmElement* elem = nullptr;
+  if (ds->findAndGetElement(DCM_PixelData, elem).bad() || !elem) return;
+  auto* pixels = OFdynamic_cast(DcmPixelData*, elem);
+  DcmPixelSequence* sequence = nullptr;
+  if (!pixels || pixels->getEncapsulatedRepresentation(xfer, nullptr, sequence).bad() || !sequence)
+    return;  // not encapsulated after all: the decoder reports it
+  const unsigned long items = sequence->card();
+  const int64_t fragments = items > 0 ? static_cast<int64_t>(items) - 1 : 0;  // item 0: offsets
+  // PS3.5 A.4: every frame starts a fragment of its own.
+  if (fragments < L.frames)
+    throw InputError(path, "header claims " + std::to_string(L.frames) +
+                               " frames but the compressed pixel data holds " +
+                               std::to_string(fragments) + " fragments");
+  const bool rle = xfer == EXS_RLELossless;
+  const bool jpeg = xfer == EXS_JPEGProcess1 || xfer == EXS_JPEGProcess2_4 ||
+                    xfer == EXS_JPEGProcess14 || xfer == EXS_JPEGProcess14SV1 ||
+                    xfer == EXS_JPEGLSLossless || xfer == EXS_JPEGLSLossy;
+  uint64_t compressed = 0;
+  int64_t frame = 0;
+  for (unsigned long k = 1; k < items; ++k) {
+    DcmPixelItem* item = nullptr;
+    if (sequence->getItem(item, k).bad() || !item) continue;
+    const Uint32 length = item->getLength();
+    if (file_size > 0 && length > file_size)
+      throw InputError(path, "a pixel data fragment claims " + std::to_string(length) +
+                                 " bytes but the file holds only " + std::to_string(file_size) +
+                                 " (truncated or corrupt)");
+    compressed += length;
+    if (!jpeg || length == 0) continue;
+    Uint8* data = nullptr;
+    if (item->getUint8Array(data).bad() || !data) continue;
+    const auto size = jpeg_frame_size(data, length);
+    if (!size) continue;
+    ++frame;
+    const int64_t rows = (*size)[0], cols = (*size)[1], components = (*size)[2];
+    // A height of 0 is legal JPEG (a DNL marker gives it later).
+    if ((rows != 0 && rows != L.rows) || cols != L.cols || components != L.spp)
+      throw InputError(path, "frame " + std::to_string(frame) + " is compressed as " +
+                                 std::to_string(cols) + "x" + std::to_string(rows) + " with " +
+                                 std::to_string(components) + " component(s) but the header says " +
+                                 std::to_string(L.cols) + "x" + std::to_string(L.rows) + " with " +
+                                 std::to_string(L.spp));
+  }
+  if (rle) {
+    // An RLE replicate run turns 2 bytes into at most 128: nothing decodes to more than 64
+    // times its compressed size (PS3.5 G.3.1).
+    const uint64_t values = static_cast<uint64_t>(L.values());
+    const uint64_t decoded = L.bits_allocated == 1 ? (values + 7) / 8
+                                                   : values * static_cast<uint64_t>(L.bits_allocated / 8);
+    if (decoded > 64 * compressed)
+      throw InputError(path, "header claims " + std::to_string(decoded) +
+                                 " bytes of pixels but RLE cannot expand the " +
+                                 std::to_string(compressed) + " compressed bytes to more than " +
+                                 std::to_string(64 * compressed));
+  }
+}
+
 // JPEG 2000 through GDCM. The stream decides bits and signedness; GDCM reconciles them with
 // the header (e.g. a PixelRepresentation that disagrees with the codestream).
 RawPixels raw_from_gdcm(const std::string& path, PixelLayout& L) {
@@ -813,6 +904,7 @@ VoxelBuffer decode_file(Loaded& L, const std::string& path, const ReadOptions& o
     if (is_jpeg2000(L.original)) {
       raw = raw_from_gdcm(path, layout);
     } else {
+      check_encapsulated_claims(ds, layout, L.original, L.file_size, path);
       OFCondition st = ds->chooseRepresentation(EXS_LittleEndianExplicit, nullptr);
       if (st.bad() || !ds->canWriteXfer(EXS_LittleEndianExplicit))
         throw InputError(path, "cannot decode pixel data in " + ts_label(L.ts_uid) +

@@ -212,6 +212,60 @@ TEST(DicomRead, NonImageAndBrokenFilesAreRefusedWithTheReason) {
   }
 }
 
+// A copy of a pydicom file with explicit-VR elements of group 0028 given new values of the
+// same length.
+struct Patch {
+  uint16_t element;
+  const char* vr;
+  std::string value;
+};
+std::string patched_copy(const test::TempDir& dir, const std::string& name,
+                         const std::vector<Patch>& patches) {
+  std::ifstream in(pyd(name), std::ios::binary);
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  for (const Patch& p : patches) {
+    const std::string key = std::string("\x28\x00", 2) + static_cast<char>(p.element & 0xFF) +
+                            static_cast<char>(p.element >> 8) + p.vr;
+    const size_t at = bytes.find(key);
+    EXPECT_NE(at, std::string::npos) << name;
+    if (at == std::string::npos) continue;
+    EXPECT_EQ(static_cast<size_t>(static_cast<uint8_t>(bytes[at + 6])), p.value.size()) << name;
+    bytes.replace(at + 8, p.value.size(), p.value);
+  }
+  const std::string out = dir.file("patched-" + name);
+  std::ofstream(out, std::ios::binary) << bytes;
+  return out;
+}
+
+TEST(DicomRead, CompressedFilesClaimingMoreThanTheirStreamHoldsAreRefusedBeforeDecoding) {
+  // Kilobytes of JPEG whose header claims 12000x12000 pixels used to decode into a gigabyte of
+  // mostly empty image (seconds of work, and a wrong image); the fuzzer timed out on such a file.
+  test::TempDir dir;
+  const std::string big{static_cast<char>(12000 & 0xFF), static_cast<char>(12000 >> 8)};
+  const std::vector<Patch> huge = {{0x0010, "US", big}, {0x0011, "US", big}};
+  struct Case {
+    std::string file;
+    const char* reason;
+  };
+  const std::vector<Case> cases = {
+      {patched_copy(dir, "SC_rgb_jpeg_dcmtk.dcm", huge), "compressed as 100x100 with 3"},
+      {patched_copy(dir, "JPEG-lossy.dcm", huge), "compressed as 256x1024 with 1"},
+      {patched_copy(dir, "MR_small_jpeg_ls_lossless.dcm", huge), "compressed as 64x64 with 1"},
+      {patched_copy(dir, "MR_small_RLE.dcm", huge), "RLE cannot expand"},
+      {patched_copy(dir, "rtdose_rle.dcm", {{0x0008, "IS", "99"}}),
+       "claims 99 frames but the compressed pixel data holds 15 fragments"}};
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.file);
+    try {
+      read_dicom_file(c.file);
+      ADD_FAILURE() << "expected InputError";
+    } catch (const InputError& e) {
+      EXPECT_NE(std::string(e.what()).find(c.reason), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find(c.file), std::string::npos) << e.what();
+    }
+  }
+}
+
 TEST(DicomRead, HeaderScanDoesNotNeedPixels) {
   const DicomFileHeader h = read_dicom_header(pyd("CT_small.dcm"));
   EXPECT_EQ(h.modality, "CT");
