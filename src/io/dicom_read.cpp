@@ -65,16 +65,13 @@ std::pair<int64_t, int64_t> stored_range(const PixelLayout& L) {
   return {0, (int64_t{1} << L.bits_stored) - 1};
 }
 
-// Decodes `bytes` (file byte order given by big_endian) into float values in (C,Z,Y,X) order,
-// applying masking, sign, inversion and per-frame rescale. YBR is converted to RGB after.
-void decode_values(const uint8_t* bytes, size_t n_bytes, bool big_endian, const PixelLayout& L,
-                   const std::vector<Rescale>& rescale, bool invert, const std::string& path,
-                   float* out) {
+// Refuses pixel data shorter than the layout needs. Called before anything per frame or per
+// pixel is allocated: a 1-pixel, 100-million-frame header over a few bytes is otherwise minutes
+// of per-frame work and gigabytes before the shortfall shows.
+void require_pixel_bytes(size_t n_bytes, const PixelLayout& L, const std::string& path) {
   const int64_t frame_pixels = L.rows * L.cols;
   const int64_t total = L.values();
   const bool ybr422 = L.photometric == "YBR_FULL_422" && L.spp == 3;
-
-  // Bytes needed for the whole image, by layout.
   size_t needed = 0;
   if (L.bits_allocated == 1) {
     needed = static_cast<size_t>((total + 7) / 8);
@@ -88,6 +85,17 @@ void decode_values(const uint8_t* bytes, size_t n_bytes, bool big_endian, const 
                                std::to_string(needed) + " expected for " +
                                std::to_string(L.cols) + "x" + std::to_string(L.rows) + "x" +
                                std::to_string(L.frames) + " pixels");
+}
+
+// Decodes `bytes` (file byte order given by big_endian) into float values in (C,Z,Y,X) order,
+// applying masking, sign, inversion and per-frame rescale. YBR is converted to RGB after.
+// The caller has checked the size with require_pixel_bytes.
+void decode_values(const uint8_t* bytes, bool big_endian, const PixelLayout& L,
+                   const std::vector<Rescale>& rescale, bool invert, const std::string& path,
+                   float* out) {
+  const int64_t frame_pixels = L.rows * L.cols;
+  const int64_t total = L.values();
+  const bool ybr422 = L.photometric == "YBR_FULL_422" && L.spp == 3;
 
   // Plain variables, not a structured binding: lambdas below capture them.
   const std::pair<int64_t, int64_t> range = stored_range(L);
@@ -937,6 +945,7 @@ VoxelBuffer decode_file(Loaded& L, const std::string& path, const ReadOptions& o
   if ((pi == "YBR_FULL" || pi == "YBR_FULL_422") && layout.bits_allocated != 8)
     throw InputError(path, pi + " with " + std::to_string(layout.bits_allocated) + " bits is not supported");
 
+  require_pixel_bytes(raw.size, layout, path);
   fill_metadata(ds, L, b.metadata);
   const std::vector<Rescale> rescale = rescale_from(ds, layout, b.metadata);
   float* out = into;
@@ -947,7 +956,7 @@ VoxelBuffer decode_file(Loaded& L, const std::string& path, const ReadOptions& o
     b.data.resize(static_cast<size_t>(layout.values()));
     out = b.data.data();
   }
-  decode_values(raw.data, raw.size, raw.big_endian, layout, rescale, mono1, path, out);
+  decode_values(raw.data, raw.big_endian, layout, rescale, mono1, path, out);
   const int64_t plane = layout.rows * layout.cols * layout.frames;
   if (pi == "YBR_FULL" || pi == "YBR_FULL_422") ybr_full_to_rgb(out, plane);
 

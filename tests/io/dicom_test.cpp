@@ -237,7 +237,24 @@ std::string patched_copy(const test::TempDir& dir, const std::string& name,
   return out;
 }
 
-TEST(DicomRead, CompressedFilesClaimingMoreThanTheirStreamHoldsAreRefusedBeforeDecoding) {
+// CT_small (uncompressed, 128x128) claiming to be 100 million frames of one pixel: refused by
+// its byte count before any per-frame work (that took minutes and gigabytes).
+std::string many_frames_copy(const test::TempDir& dir) {
+  const std::string one{1, 0};
+  const std::string path = patched_copy(dir, "CT_small.dcm", {{0x0010, "US", one}, {0x0011, "US", one}});
+  std::ifstream in(path, std::ios::binary);
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  in.close();
+  // Explicit VR little endian (0028,0008) IS "100000000 ", placed before Rows to keep tag order.
+  const std::string frames = std::string("\x28\x00\x08\x00IS\x0a\x00", 8) + "100000000 ";
+  const size_t rows = bytes.find(std::string("\x28\x00\x10\x00US", 6));
+  EXPECT_NE(rows, std::string::npos);
+  bytes.insert(rows, frames);
+  std::ofstream(path, std::ios::binary | std::ios::trunc) << bytes;
+  return path;
+}
+
+TEST(DicomRead, FilesClaimingMorePixelsThanTheyHoldAreRefusedBeforeDecoding) {
   // Kilobytes of JPEG whose header claims 12000x12000 pixels used to decode into a gigabyte of
   // mostly empty image (seconds of work, and a wrong image); the fuzzer timed out on such a file.
   test::TempDir dir;
@@ -253,7 +270,8 @@ TEST(DicomRead, CompressedFilesClaimingMoreThanTheirStreamHoldsAreRefusedBeforeD
       {patched_copy(dir, "MR_small_jpeg_ls_lossless.dcm", huge), "compressed as 64x64 with 1"},
       {patched_copy(dir, "MR_small_RLE.dcm", huge), "RLE cannot expand"},
       {patched_copy(dir, "rtdose_rle.dcm", {{0x0008, "IS", "99"}}),
-       "claims 99 frames but the compressed pixel data holds 15 fragments"}};
+       "claims 99 frames but the compressed pixel data holds 15 fragments"},
+      {many_frames_copy(dir), "pixel data is truncated: 32768 bytes, 200000000 expected"}};
   for (const Case& c : cases) {
     SCOPED_TRACE(c.file);
     try {
