@@ -601,10 +601,16 @@ RawPixels raw_from_dcmtk(DcmDataset* ds, const DcmTagKey& tag, bool source_big_e
   return raw;
 }
 
-// Frame size a JPEG or JPEG-LS codestream states in its SOF marker: {rows, columns, components},
-// or nullopt when the fragment does not start a codestream or its header lies past the fragment.
-std::optional<std::array<int64_t, 3>> jpeg_frame_size(const uint8_t* p, size_t n) {
-  if (n < 4 || p[0] != 0xFF || p[1] != 0xD8) return std::nullopt;
+// Frame size a JPEG, JPEG-LS or JPEG 2000 codestream states in its header (SOF or SIZ marker):
+// {rows, columns, components}, or nullopt when the fragment does not start a codestream (JP2
+// boxes included) or its header lies past the fragment.
+std::optional<std::array<int64_t, 3>> codestream_frame_size(const uint8_t* p, size_t n) {
+  auto u16 = [&](size_t i) { return (int64_t{p[i]} << 8) | p[i + 1]; };
+  auto u32 = [&](size_t i) { return (u16(i) << 16) | u16(i + 2); };
+  // JPEG 2000: SOC then SIZ; the image is (Xsiz - XOsiz) x (Ysiz - YOsiz) (ISO 15444-1 A.5.1).
+  if (n >= 42 && p[0] == 0xFF && p[1] == 0x4F && p[2] == 0xFF && p[3] == 0x51)
+    return std::array<int64_t, 3>{u32(12) - u32(20), u32(8) - u32(16), u16(40)};
+  if (n < 4 || p[0] != 0xFF || p[1] != 0xD8) return std::nullopt;  // JPEG / JPEG-LS: SOI
   size_t i = 2;
   while (i + 4 <= n) {
     if (p[i] != 0xFF) return std::nullopt;
@@ -612,13 +618,12 @@ std::optional<std::array<int64_t, 3>> jpeg_frame_size(const uint8_t* p, size_t n
     if (i + 3 > n) return std::nullopt;
     const uint8_t marker = p[i++];
     if (marker == 0x01 || (marker >= 0xD0 && marker <= 0xD7)) continue;  // no length field
-    const size_t length = (size_t{p[i]} << 8) | p[i + 1];
+    const size_t length = static_cast<size_t>(u16(i));
     const bool sof = (marker >= 0xC0 && marker <= 0xCF && marker != 0xC4 && marker != 0xC8 &&
                       marker != 0xCC) || marker == 0xF7;  // 0xF7: JPEG-LS SOF55
     if (sof) {
       if (i + 8 > n) return std::nullopt;
-      return std::array<int64_t, 3>{(int64_t{p[i + 3]} << 8) | p[i + 4],
-                                    (int64_t{p[i + 5]} << 8) | p[i + 6], int64_t{p[i + 7]}};
+      return std::array<int64_t, 3>{u16(i + 3), u16(i + 5), int64_t{p[i + 7]}};
     }
     if (length < 2) return std::nullopt;
     i += length;
@@ -648,7 +653,7 @@ void check_encapsulated_claims(DcmDataset* ds, const PixelLayout& L, E_TransferS
   const bool rle = xfer == EXS_RLELossless;
   const bool jpeg = xfer == EXS_JPEGProcess1 || xfer == EXS_JPEGProcess2_4 ||
                     xfer == EXS_JPEGProcess14 || xfer == EXS_JPEGProcess14SV1 ||
-                    xfer == EXS_JPEGLSLossless || xfer == EXS_JPEGLSLossy;
+                    xfer == EXS_JPEGLSLossless || xfer == EXS_JPEGLSLossy || is_jpeg2000(xfer);
   uint64_t compressed = 0;
   int64_t frame = 0;
   for (unsigned long k = 1; k < items; ++k) {
@@ -663,7 +668,7 @@ void check_encapsulated_claims(DcmDataset* ds, const PixelLayout& L, E_TransferS
     if (!jpeg || length == 0) continue;
     Uint8* data = nullptr;
     if (item->getUint8Array(data).bad() || !data) continue;
-    const auto size = jpeg_frame_size(data, length);
+    const auto size = codestream_frame_size(data, length);
     if (!size) continue;
     ++frame;
     const int64_t rows = (*size)[0], cols = (*size)[1], components = (*size)[2];
@@ -909,10 +914,10 @@ VoxelBuffer decode_file(Loaded& L, const std::string& path, const ReadOptions& o
                               : layout.float_bytes == 8 ? DCM_DoubleFloatPixelData
                                                         : DCM_PixelData;
   if (xfer.isEncapsulated()) {
+    check_encapsulated_claims(ds, layout, L.original, L.file_size, path);
     if (is_jpeg2000(L.original)) {
       raw = raw_from_gdcm(path, layout);
     } else {
-      check_encapsulated_claims(ds, layout, L.original, L.file_size, path);
       OFCondition st = ds->chooseRepresentation(EXS_LittleEndianExplicit, nullptr);
       if (st.bad() || !ds->canWriteXfer(EXS_LittleEndianExplicit))
         throw InputError(path, "cannot decode pixel data in " + ts_label(L.ts_uid) +
