@@ -601,15 +601,20 @@ RawPixels raw_from_dcmtk(DcmDataset* ds, const DcmTagKey& tag, bool source_big_e
   return raw;
 }
 
-// Frame size a JPEG, JPEG-LS or JPEG 2000 codestream states in its header (SOF or SIZ marker):
-// {rows, columns, components}, or nullopt when the fragment does not start a codestream (JP2
-// boxes included) or its header lies past the fragment.
-std::optional<std::array<int64_t, 3>> codestream_frame_size(const uint8_t* p, size_t n) {
+// What a JPEG, JPEG-LS or JPEG 2000 codestream states in its header (SOF or SIZ marker).
+struct CodestreamHeader {
+  int64_t rows = 0, cols = 0, components = 0;
+  uint8_t sof = 0;  // the JPEG SOF marker's second byte (0xF7: JPEG-LS), 0 for JPEG 2000
+};
+
+// nullopt when the fragment does not start a codestream (JP2 boxes included) or its header lies
+// past the fragment.
+std::optional<CodestreamHeader> codestream_header(const uint8_t* p, size_t n) {
   auto u16 = [&](size_t i) { return (int64_t{p[i]} << 8) | p[i + 1]; };
   auto u32 = [&](size_t i) { return (u16(i) << 16) | u16(i + 2); };
   // JPEG 2000: SOC then SIZ; the image is (Xsiz - XOsiz) x (Ysiz - YOsiz) (ISO 15444-1 A.5.1).
   if (n >= 42 && p[0] == 0xFF && p[1] == 0x4F && p[2] == 0xFF && p[3] == 0x51)
-    return std::array<int64_t, 3>{u32(12) - u32(20), u32(8) - u32(16), u16(40)};
+    return CodestreamHeader{u32(12) - u32(20), u32(8) - u32(16), u16(40), 0};
   if (n < 4 || p[0] != 0xFF || p[1] != 0xD8) return std::nullopt;  // JPEG / JPEG-LS: SOI
   size_t i = 2;
   while (i + 4 <= n) {
@@ -623,7 +628,7 @@ std::optional<std::array<int64_t, 3>> codestream_frame_size(const uint8_t* p, si
                       marker != 0xCC) || marker == 0xF7;  // 0xF7: JPEG-LS SOF55
     if (sof) {
       if (i + 8 > n) return std::nullopt;
-      return std::array<int64_t, 3>{u16(i + 3), u16(i + 5), int64_t{p[i + 7]}};
+      return CodestreamHeader{u16(i + 3), u16(i + 5), int64_t{p[i + 7]}, marker};
     }
     if (length < 2) return std::nullopt;
     i += length;
@@ -631,10 +636,21 @@ std::optional<std::array<int64_t, 3>> codestream_frame_size(const uint8_t* p, si
   return std::nullopt;
 }
 
+// The fewest bits a frame can take in a Huffman-coded sequential JPEG, or 0 where no useful
+// bound exists (progressive EOB runs, arithmetic coding, JPEG-LS run mode, JPEG 2000). Every
+// Huffman code is at least 1 bit: a DCT block needs a DC and an EOB code (the luminance blocks
+// alone are counted), a lossless sample one code (ITU T.81 F.1.2, H.1.2).
+uint64_t fewest_bits(const CodestreamHeader& h) {
+  const auto rows = static_cast<uint64_t>(h.rows), cols = static_cast<uint64_t>(h.cols);
+  if (h.sof == 0xC0 || h.sof == 0xC1) return 2 * ((rows + 7) / 8) * ((cols + 7) / 8);
+  if (h.sof == 0xC3) return rows * cols;
+  return 0;
+}
+
 // What the header claims must be what the compressed stream can hold, checked before any
-// decoder allocates the decompressed image. Otherwise a few kilobytes claiming 20000x20000
-// pixels make the JPEG decoder fill a gigabyte-sized, mostly empty image (seconds of work and
-// a wrong image), and an RLE file claiming a million frames allocates them all before failing.
+// decoder allocates the decompressed image. Otherwise a few kilobytes claiming 12000x12000
+// pixels make a JPEG decoder fill a gigabyte-sized, mostly empty image (seconds of work and a
+// wrong image), and an RLE file claiming a million frames allocates them all before failing.
 void check_encapsulated_claims(DcmDataset* ds, const PixelLayout& L, E_TransferSyntax xfer,
                                uintmax_t file_size, const std::string& path) {
   DcmElement* elem = nullptr;
@@ -651,10 +667,10 @@ void check_encapsulated_claims(DcmDataset* ds, const PixelLayout& L, E_TransferS
                                " frames but the compressed pixel data holds " +
                                std::to_string(fragments) + " fragments");
   const bool rle = xfer == EXS_RLELossless;
-  const bool jpeg = xfer == EXS_JPEGProcess1 || xfer == EXS_JPEGProcess2_4 ||
-                    xfer == EXS_JPEGProcess14 || xfer == EXS_JPEGProcess14SV1 ||
+  const bool jpeg = (xfer >= EXS_JPEGProcess1 && xfer <= EXS_JPEGProcess14SV1) ||
                     xfer == EXS_JPEGLSLossless || xfer == EXS_JPEGLSLossy || is_jpeg2000(xfer);
-  uint64_t compressed = 0;
+  uint64_t compressed = 0, least_bits = 0;
+  bool bounded = jpeg;
   int64_t frame = 0;
   for (unsigned long k = 1; k < items; ++k) {
     DcmPixelItem* item = nullptr;
@@ -668,18 +684,27 @@ void check_encapsulated_claims(DcmDataset* ds, const PixelLayout& L, E_TransferS
     if (!jpeg || length == 0) continue;
     Uint8* data = nullptr;
     if (item->getUint8Array(data).bad() || !data) continue;
-    const auto size = codestream_frame_size(data, length);
-    if (!size) continue;
+    const auto h = codestream_header(data, length);
+    if (!h) continue;
     ++frame;
-    const int64_t rows = (*size)[0], cols = (*size)[1], components = (*size)[2];
     // A height of 0 is legal JPEG (a DNL marker gives it later).
-    if ((rows != 0 && rows != L.rows) || cols != L.cols || components != L.spp)
+    if ((h->rows != 0 && h->rows != L.rows) || h->cols != L.cols || h->components != L.spp)
       throw InputError(path, "frame " + std::to_string(frame) + " is compressed as " +
-                                 std::to_string(cols) + "x" + std::to_string(rows) + " with " +
-                                 std::to_string(components) + " component(s) but the header says " +
+                                 std::to_string(h->cols) + "x" + std::to_string(h->rows) + " with " +
+                                 std::to_string(h->components) + " component(s) but the header says " +
                                  std::to_string(L.cols) + "x" + std::to_string(L.rows) + " with " +
                                  std::to_string(L.spp));
+    const uint64_t bits = fewest_bits(CodestreamHeader{L.rows, L.cols, h->components, h->sof});
+    if (bits == 0) bounded = false;
+    least_bits += bits;
   }
+  // A stream too short for its frames is truncated: the JPEG decoder would pad it with grey.
+  if (bounded && frame > 0 && compressed * 8 < least_bits)
+    throw InputError(path, "the compressed pixel data holds " + std::to_string(compressed) +
+                               " bytes, fewer than the " + std::to_string((least_bits + 7) / 8) +
+                               " its " + std::to_string(frame) + " frame(s) of " +
+                               std::to_string(L.cols) + "x" + std::to_string(L.rows) +
+                               " need at the least (truncated or corrupt)");
   if (rle) {
     // An RLE replicate run turns 2 bytes into at most 128: nothing decodes to more than 64
     // times its compressed size (PS3.5 G.3.1).

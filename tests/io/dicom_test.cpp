@@ -254,6 +254,27 @@ std::string many_frames_copy(const test::TempDir& dir) {
   return path;
 }
 
+// A patched copy whose JPEG frame header (SOF `marker`) also states 12000x12000: header and
+// stream agree, but a few kilobytes cannot hold that many pixels.
+std::string consistent_jpeg_copy(const test::TempDir& dir, const std::string& name, char marker,
+                                 const std::vector<Patch>& patches) {
+  const std::string path = patched_copy(dir, name, patches);
+  std::ifstream in(path, std::ios::binary);
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  in.close();
+  const size_t soi = bytes.find(std::string("\xFF\xD8\xFF", 3));
+  const size_t sof = bytes.find(std::string{'\xFF', marker}, soi);
+  EXPECT_NE(soi, std::string::npos) << name;
+  EXPECT_NE(sof, std::string::npos) << name;
+  if (sof == std::string::npos) return path;
+  const std::string size = {static_cast<char>(12000 >> 8), static_cast<char>(12000 & 0xFF)};
+  bytes.replace(sof + 5, 2, size);  // Y
+  bytes.replace(sof + 7, 2, size);  // X
+  const std::string out = dir.file("consistent-" + name);
+  std::ofstream(out, std::ios::binary) << bytes;
+  return out;
+}
+
 TEST(DicomRead, FilesClaimingMorePixelsThanTheyHoldAreRefusedBeforeDecoding) {
   // Kilobytes of JPEG or JPEG 2000 whose header claims 12000x12000 pixels used to decode into a
   // gigabyte of mostly empty image (seconds of work, and a wrong image).
@@ -270,6 +291,10 @@ TEST(DicomRead, FilesClaimingMorePixelsThanTheyHoldAreRefusedBeforeDecoding) {
       {patched_copy(dir, "MR_small_jpeg_ls_lossless.dcm", huge), "compressed as 64x64 with 1"},
       {patched_copy(dir, "JPEG2000.dcm", huge), "compressed as 256x1024 with 1"},
       {patched_copy(dir, "MR_small_RLE.dcm", huge), "RLE cannot expand"},
+      {consistent_jpeg_copy(dir, "SC_rgb_jpeg_dcmtk.dcm", '\xC0', huge),
+       "holds 1724 bytes, fewer than the 562500 its 1 frame(s) of 12000x12000 need"},
+      {consistent_jpeg_copy(dir, "SC_rgb_jpeg_gdcm.dcm", '\xC3', huge),
+       "fewer than the 18000000 its 1 frame(s) of 12000x12000 need"},
       {patched_copy(dir, "rtdose_rle.dcm", {{0x0008, "IS", "99"}}),
        "claims 99 frames but the compressed pixel data holds 15 fragments"},
       {many_frames_copy(dir), "pixel data is truncated: 32768 bytes, 200000000 expected"}};
