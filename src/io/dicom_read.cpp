@@ -636,6 +636,32 @@ std::optional<CodestreamHeader> codestream_header(const uint8_t* p, size_t n) {
   return std::nullopt;
 }
 
+// Whether DCMTK 3.6.7's JPEG decoder would never return on this fragment: its scan for the
+// frame header (DJCodecDecoder::scanJpegDataForBitDepth) does not advance past a TEM marker
+// (FF01). The walk below is that scan's, step for step, up to the first SOF or the first byte
+// it calls an error.
+bool dcmtk_jpeg_scan_hangs(const uint8_t* p, size_t n) {
+  auto u16 = [&](size_t i) { return static_cast<unsigned>((p[i] << 8) | p[i + 1]); };
+  size_t offset = 0;
+  while (offset + 4 < n) {
+    const unsigned m = u16(offset);
+    if (m == 0xFF01) return true;
+    if (m >= 0xFFC0 && m <= 0xFFCF && m != 0xFFC4 && m != 0xFFC8 && m != 0xFFCC) return false;
+    if (m == 0xFFFF) {
+      offset += 1;
+    } else if (m >= 0xFFD0 && m <= 0xFFD9) {  // RSTn, SOI, EOI
+      offset += 2;
+    } else if (m == 0xFFC4 || m == 0xFFC8 || m == 0xFFCC || (m >= 0xFFDA && m <= 0xFFFE)) {
+      offset += u16(offset + 2) + 2;
+    } else if (p[offset] == 0xFF && p[offset + 1] > 2 && p[offset + 1] <= 0xBF) {
+      offset += 2;
+    } else {
+      return false;
+    }
+  }
+  return false;
+}
+
 // The fewest bits a frame can take in a Huffman-coded sequential JPEG, or 0 where no useful
 // bound exists (progressive EOB runs, arithmetic coding, JPEG-LS run mode, JPEG 2000). Every
 // Huffman code is at least 1 bit: a DCT block needs a DC and an EOB code (the luminance blocks
@@ -667,7 +693,8 @@ void check_encapsulated_claims(DcmDataset* ds, const PixelLayout& L, E_TransferS
                                " frames but the compressed pixel data holds " +
                                std::to_string(fragments) + " fragments");
   const bool rle = xfer == EXS_RLELossless;
-  const bool jpeg = (xfer >= EXS_JPEGProcess1 && xfer <= EXS_JPEGProcess14SV1) ||
+  const bool dcmtk_jpeg = xfer >= EXS_JPEGProcess1 && xfer <= EXS_JPEGProcess14SV1;
+  const bool jpeg = dcmtk_jpeg ||
                     xfer == EXS_JPEGLSLossless || xfer == EXS_JPEGLSLossy || is_jpeg2000(xfer);
   uint64_t compressed = 0, least_bits = 0;
   bool bounded = jpeg;
@@ -684,6 +711,10 @@ void check_encapsulated_claims(DcmDataset* ds, const PixelLayout& L, E_TransferS
     if (!jpeg || length == 0) continue;
     Uint8* data = nullptr;
     if (item->getUint8Array(data).bad() || !data) continue;
+    if (dcmtk_jpeg && dcmtk_jpeg_scan_hangs(data, length))
+      throw InputError(path, "pixel data fragment " + std::to_string(k) +
+                                 " holds a JPEG TEM marker (FF01) before any frame header: corrupt "
+                                 "(the DICOM toolkit's decoder would never return)");
     const auto h = codestream_header(data, length);
     if (!h) continue;
     ++frame;

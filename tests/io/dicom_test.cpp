@@ -275,6 +275,27 @@ std::string consistent_jpeg_copy(const test::TempDir& dir, const std::string& na
   return out;
 }
 
+TEST(DicomRead, JpegWithATemMarkerBeforeItsFrameHeaderIsRefusedNotDecodedForever) {
+  // The fuzzer's find: DCMTK's scan for the JPEG frame header never steps past a TEM marker.
+  // Here the APP0 marker right after SOI becomes FF01.
+  test::TempDir dir;
+  std::ifstream in(pyd("SC_rgb_jpeg_dcmtk.dcm"), std::ios::binary);
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const size_t soi = bytes.find(std::string("\xFF\xD8\xFF\xE0", 4));
+  ASSERT_NE(soi, std::string::npos);
+  bytes[soi + 3] = '\x01';
+  const std::string path = dir.file("tem.dcm");
+  std::ofstream(path, std::ios::binary) << bytes;
+  try {
+    read_dicom_file(path);
+    ADD_FAILURE() << "expected InputError";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("TEM marker (FF01) before any frame header"), std::string::npos)
+        << e.what();
+    EXPECT_NE(std::string(e.what()).find(path), std::string::npos) << e.what();
+  }
+}
+
 TEST(DicomRead, FilesClaimingMorePixelsThanTheyHoldAreRefusedBeforeDecoding) {
   // Kilobytes of JPEG or JPEG 2000 whose header claims 12000x12000 pixels used to decode into a
   // gigabyte of mostly empty image (seconds of work, and a wrong image).
