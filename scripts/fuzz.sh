@@ -12,7 +12,7 @@ cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMEDLENS_FUZZ
 cmake --build "$build" -j "$(nproc)"
 
 corpus="$build/corpus"
-rm -rf "$corpus"
+rm -rf "$corpus" "$build"/fuzz_*-{crash,leak,timeout,oom,slow-unit}-*
 mkdir -p "$corpus/dicom" "$corpus/nifti" "$corpus/npz"
 # Seeds: small real files from the packages the tests already use.
 find /usr/lib/python3/dist-packages/pydicom/data/test_files -maxdepth 1 -name '*.dcm' -size -64k \
@@ -44,6 +44,16 @@ for target in "$build"/fuzz/fuzz_*; do
        -print_final_stats=1 -artifact_prefix="$build/$name-" 2> "$build/$name.log"; then
     echo "fuzz: $name FAILED; last lines of $build/$name.log:" >&2
     tail -n 40 "$build/$name.log" >&2
+    # CI shows the end of the output: repeat the report's head (the frames that name the culprit)
+    # and the input itself, so a finding on another machine can be reproduced here.
+    echo "fuzz: $name report, first frames:" >&2
+    grep -m1 -A 24 -E "ERROR: (libFuzzer|AddressSanitizer|LeakSanitizer)|runtime error" "$build/$name.log" >&2 || true
+    for artifact in "$build/$name"-*; do
+      [ -f "$artifact" ] && [ "$(stat -c %s "$artifact")" -le 16384 ] || continue
+      echo "fuzz: $artifact (base64; decode with base64 -d):" >&2
+      base64 -w 0 "$artifact" >&2
+      echo >&2
+    done
     status=1
   else
     grep -E "stat::number_of_executed_units|stat::peak_rss_mb" "$build/$name.log" | sed "s/^/fuzz: $name /"
