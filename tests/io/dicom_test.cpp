@@ -221,8 +221,7 @@ struct Patch {
 };
 std::string patched_copy(const test::TempDir& dir, const std::string& name,
                          const std::vector<Patch>& patches) {
-  std::ifstream in(pyd(name), std::ios::binary);
-  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::string bytes = test::read_text(pyd(name));
   for (const Patch& p : patches) {
     const std::string key = std::string("\x28\x00", 2) + static_cast<char>(p.element & 0xFF) +
                             static_cast<char>(p.element >> 8) + p.vr;
@@ -242,9 +241,7 @@ std::string patched_copy(const test::TempDir& dir, const std::string& name,
 std::string many_frames_copy(const test::TempDir& dir) {
   const std::string one{1, 0};
   const std::string path = patched_copy(dir, "CT_small.dcm", {{0x0010, "US", one}, {0x0011, "US", one}});
-  std::ifstream in(path, std::ios::binary);
-  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  in.close();
+  std::string bytes = test::read_text(path);
   // Explicit VR little endian (0028,0008) IS "100000000 ", placed before Rows to keep tag order.
   const std::string frames = std::string("\x28\x00\x08\x00IS\x0a\x00", 8) + "100000000 ";
   const size_t rows = bytes.find(std::string("\x28\x00\x10\x00US", 6));
@@ -259,9 +256,7 @@ std::string many_frames_copy(const test::TempDir& dir) {
 std::string consistent_jpeg_copy(const test::TempDir& dir, const std::string& name, char marker,
                                  const std::vector<Patch>& patches) {
   const std::string path = patched_copy(dir, name, patches);
-  std::ifstream in(path, std::ios::binary);
-  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  in.close();
+  std::string bytes = test::read_text(path);
   const size_t soi = bytes.find(std::string("\xFF\xD8\xFF", 3));
   const size_t sof = bytes.find(std::string{'\xFF', marker}, soi);
   EXPECT_NE(soi, std::string::npos) << name;
@@ -279,8 +274,7 @@ TEST(DicomRead, JpegWithATemMarkerBeforeItsFrameHeaderIsRefusedNotDecodedForever
   // The fuzzer's find: DCMTK's scan for the JPEG frame header never steps past a TEM marker.
   // Here the APP0 marker right after SOI becomes FF01.
   test::TempDir dir;
-  std::ifstream in(pyd("SC_rgb_jpeg_dcmtk.dcm"), std::ios::binary);
-  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::string bytes = test::read_text(pyd("SC_rgb_jpeg_dcmtk.dcm"));
   const size_t soi = bytes.find(std::string("\xFF\xD8\xFF\xE0", 4));
   ASSERT_NE(soi, std::string::npos);
   bytes[soi + 3] = '\x01';
