@@ -607,59 +607,50 @@ struct CodestreamHeader {
   uint8_t sof = 0;  // the JPEG SOF marker's second byte (0xF7: JPEG-LS), 0 for JPEG 2000
 };
 
-// nullopt when the fragment does not start a codestream (JP2 boxes included) or its header lies
-// past the fragment.
-std::optional<CodestreamHeader> codestream_header(const uint8_t* p, size_t n) {
+// One pixel data fragment's codestream: its header when the fragment starts one (SOI or SOC),
+// and whether DCMTK 3.6.7's JPEG decoder would never return on it.
+struct FragmentScan {
+  std::optional<CodestreamHeader> header;
+  bool stuck_on_tem = false;
+};
+
+// JPEG 2000 (SOC then SIZ: the image is (Xsiz - XOsiz) x (Ysiz - YOsiz), ISO 15444-1 A.5.1) is
+// read directly. JPEG and JPEG-LS are walked marker by marker the way DCMTK's scan for the frame
+// header walks them (DJCodecDecoder::scanJpegDataForBitDepth), up to the first SOF or the first
+// byte that scan calls an error, so the header checked is the one DCMTK decodes with. That scan
+// never steps past a TEM marker (FF01): for DCMTK's JPEG codecs it is reported, not skipped.
+FragmentScan scan_fragment(const uint8_t* p, size_t n, bool jpeg_ls) {
   auto u16 = [&](size_t i) { return (int64_t{p[i]} << 8) | p[i + 1]; };
   auto u32 = [&](size_t i) { return (u16(i) << 16) | u16(i + 2); };
-  // JPEG 2000: SOC then SIZ; the image is (Xsiz - XOsiz) x (Ysiz - YOsiz) (ISO 15444-1 A.5.1).
   if (n >= 42 && p[0] == 0xFF && p[1] == 0x4F && p[2] == 0xFF && p[3] == 0x51)
-    return CodestreamHeader{u32(12) - u32(20), u32(8) - u32(16), u16(40), 0};
-  if (n < 4 || p[0] != 0xFF || p[1] != 0xD8) return std::nullopt;  // JPEG / JPEG-LS: SOI
-  size_t i = 2;
-  while (i + 4 <= n) {
-    if (p[i] != 0xFF) return std::nullopt;
-    while (i < n && p[i] == 0xFF) ++i;  // fill bytes
-    if (i + 3 > n) return std::nullopt;
-    const uint8_t marker = p[i++];
-    if (marker == 0x01 || (marker >= 0xD0 && marker <= 0xD7)) continue;  // no length field
-    const size_t length = static_cast<size_t>(u16(i));
-    const bool sof = (marker >= 0xC0 && marker <= 0xCF && marker != 0xC4 && marker != 0xC8 &&
-                      marker != 0xCC) || marker == 0xF7;  // 0xF7: JPEG-LS SOF55
-    if (sof) {
-      if (i + 8 > n) return std::nullopt;
-      return CodestreamHeader{u16(i + 3), u16(i + 5), int64_t{p[i + 7]}, marker};
-    }
-    if (length < 2) return std::nullopt;
-    i += length;
-  }
-  return std::nullopt;
-}
-
-// Whether DCMTK 3.6.7's JPEG decoder would never return on this fragment: its scan for the
-// frame header (DJCodecDecoder::scanJpegDataForBitDepth) does not advance past a TEM marker
-// (FF01). The walk below is that scan's, step for step, up to the first SOF or the first byte
-// it calls an error.
-bool dcmtk_jpeg_scan_hangs(const uint8_t* p, size_t n) {
-  auto u16 = [&](size_t i) { return static_cast<unsigned>((p[i] << 8) | p[i + 1]); };
+    return {CodestreamHeader{u32(12) - u32(20), u32(8) - u32(16), u16(40), 0}, false};
+  const bool starts_codestream = n >= 2 && p[0] == 0xFF && p[1] == 0xD8;  // SOI
   size_t offset = 0;
   while (offset + 4 < n) {
-    const unsigned m = u16(offset);
-    if (m == 0xFF01) return true;
-    if (m >= 0xFFC0 && m <= 0xFFCF && m != 0xFFC4 && m != 0xFFC8 && m != 0xFFCC) return false;
-    if (m == 0xFFFF) {
+    const int64_t m = u16(offset);
+    const bool sof = (m >= 0xFFC0 && m <= 0xFFCF && m != 0xFFC4 && m != 0xFFC8 && m != 0xFFCC) ||
+                     (jpeg_ls && m == 0xFFF7);  // SOF55
+    if (sof) {
+      if (!starts_codestream || offset + 10 > n) return {};
+      return {CodestreamHeader{u16(offset + 5), u16(offset + 7), int64_t{p[offset + 9]},
+                               static_cast<uint8_t>(m & 0xFF)}, false};
+    }
+    if (m == 0xFF01) {
+      if (!jpeg_ls) return {std::nullopt, true};
+      offset += 2;
+    } else if (m == 0xFFFF) {
       offset += 1;
     } else if (m >= 0xFFD0 && m <= 0xFFD9) {  // RSTn, SOI, EOI
       offset += 2;
     } else if (m == 0xFFC4 || m == 0xFFC8 || m == 0xFFCC || (m >= 0xFFDA && m <= 0xFFFE)) {
-      offset += u16(offset + 2) + 2;
-    } else if (p[offset] == 0xFF && p[offset + 1] > 2 && p[offset + 1] <= 0xBF) {
+      offset += static_cast<size_t>(u16(offset + 2)) + 2;
+    } else if (p[offset] == 0xFF && p[offset + 1] > 2 && p[offset + 1] <= 0xBF) {  // reserved
       offset += 2;
     } else {
-      return false;
+      return {};
     }
   }
-  return false;
+  return {};
 }
 
 // The fewest bits a frame can take in a Huffman-coded sequential JPEG, or 0 where no useful
@@ -693,9 +684,9 @@ void check_encapsulated_claims(DcmDataset* ds, const PixelLayout& L, E_TransferS
                                " frames but the compressed pixel data holds " +
                                std::to_string(fragments) + " fragments");
   const bool rle = xfer == EXS_RLELossless;
+  const bool jpeg_ls = xfer == EXS_JPEGLSLossless || xfer == EXS_JPEGLSLossy;
   const bool dcmtk_jpeg = xfer >= EXS_JPEGProcess1 && xfer <= EXS_JPEGProcess14SV1;
-  const bool jpeg = dcmtk_jpeg ||
-                    xfer == EXS_JPEGLSLossless || xfer == EXS_JPEGLSLossy || is_jpeg2000(xfer);
+  const bool jpeg = dcmtk_jpeg || jpeg_ls || is_jpeg2000(xfer);
   uint64_t compressed = 0, least_bits = 0;
   bool bounded = jpeg;
   int64_t frame = 0;
@@ -711,11 +702,12 @@ void check_encapsulated_claims(DcmDataset* ds, const PixelLayout& L, E_TransferS
     if (!jpeg || length == 0) continue;
     Uint8* data = nullptr;
     if (item->getUint8Array(data).bad() || !data) continue;
-    if (dcmtk_jpeg && dcmtk_jpeg_scan_hangs(data, length))
+    const FragmentScan scan = scan_fragment(data, length, jpeg_ls);
+    if (dcmtk_jpeg && scan.stuck_on_tem)
       throw InputError(path, "pixel data fragment " + std::to_string(k) +
                                  " holds a JPEG TEM marker (FF01) before any frame header: corrupt "
                                  "(the DICOM toolkit's decoder would never return)");
-    const auto h = codestream_header(data, length);
+    const std::optional<CodestreamHeader>& h = scan.header;
     if (!h) continue;
     ++frame;
     // A height of 0 is legal JPEG (a DNL marker gives it later).
