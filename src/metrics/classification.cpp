@@ -85,6 +85,23 @@ double macro_f1(const std::vector<int>& labels, const std::vector<int>& predicte
   return used ? sum / used : NAN;
 }
 
+namespace {
+// The binary decision at a threshold on P(positive): positive when P >= threshold.
+struct BinaryCounts {
+  int64_t tp = 0, fn = 0, tn = 0, fp = 0;
+};
+BinaryCounts counts_at(const ProbRows& probs, const std::vector<int>& labels, int positive,
+                       double threshold) {
+  BinaryCounts c;
+  for (size_t i = 0; i < probs.size(); ++i) {
+    const bool predicted = probs[i][static_cast<size_t>(positive)] >= threshold;
+    if (labels[i] == positive) (predicted ? c.tp : c.fn)++;
+    else (predicted ? c.fp : c.tn)++;
+  }
+  return c;
+}
+}  // namespace
+
 double choose_operating_point(const ProbRows& probs, const std::vector<int>& labels, int positive,
                               double target_sensitivity) {
   std::vector<double> cands;
@@ -95,13 +112,9 @@ double choose_operating_point(const ProbRows& probs, const std::vector<int>& lab
   size_t best = 0;
   double best_score = -INFINITY;
   for (size_t k = 0; k < cands.size(); ++k) {
-    int64_t tp = 0, fn = 0, tn = 0, fp = 0;
-    for (size_t i = 0; i < probs.size(); ++i) {
-      const bool p = probs[i][static_cast<size_t>(positive)] >= cands[k];
-      if (labels[i] == positive) (p ? tp : fn)++;
-      else (p ? fp : tn)++;
-    }
-    const double sens = tp + fn ? double(tp) / double(tp + fn) : 0, spec = tn + fp ? double(tn) / double(tn + fp) : 0;
+    const BinaryCounts c = counts_at(probs, labels, positive, cands[k]);
+    const double sens = c.tp + c.fn ? double(c.tp) / double(c.tp + c.fn) : 0;
+    const double spec = c.tn + c.fp ? double(c.tn) / double(c.tn + c.fp) : 0;
     const double score = target_sensitivity >= 0 ? (sens >= target_sensitivity ? cands[k] : -INFINITY) : sens + spec - 1;
     if (score > best_score) best_score = score, best = k;
   }
@@ -222,16 +235,11 @@ nlohmann::json classification_report(const ProbRows& probs, const std::vector<in
     for (const auto& row : p) out.push_back(static_cast<int>(std::max_element(row.begin(), row.end()) - row.begin()));
     return out;
   };
-  // Binary decision at the operating point: positive when P(positive) >= threshold.
+  // Binary decision at the operating point.
   auto sens_spec = [&](const ProbRows& p, const std::vector<int>& y, bool sens) {
-    int64_t tp = 0, fn = 0, tn = 0, fp = 0;
-    for (size_t i = 0; i < p.size(); ++i) {
-      const bool predicted = p[i][pos] >= o.threshold;
-      if (y[i] == pos) (predicted ? tp : fn)++;
-      else (predicted ? fp : tn)++;
-    }
-    if (sens) return tp + fn ? static_cast<double>(tp) / static_cast<double>(tp + fn) : NAN;
-    return tn + fp ? static_cast<double>(tn) / static_cast<double>(tn + fp) : NAN;
+    const BinaryCounts c = counts_at(p, y, pos, o.threshold);
+    if (sens) return c.tp + c.fn ? static_cast<double>(c.tp) / static_cast<double>(c.tp + c.fn) : NAN;
+    return c.tn + c.fp ? static_cast<double>(c.tn) / static_cast<double>(c.tn + c.fp) : NAN;
   };
   using Stat = std::function<double(const ProbRows&, const std::vector<int>&)>;
   const std::vector<std::pair<std::string, Stat>> stats = {
