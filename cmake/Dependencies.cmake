@@ -19,7 +19,7 @@ target_compile_definitions(medlens_torch INTERFACE _GLIBCXX_USE_CXX11_ABI=1)
 
 if(NOT MEDLENS_FUZZ)
   find_package(CLI11 REQUIRED)
-  find_package(OpenCV REQUIRED COMPONENTS core imgproc imgcodecs)
+  find_package(OpenCV REQUIRED COMPONENTS core imgproc imgcodecs photo)
   add_library(medlens_opencv INTERFACE)
   target_include_directories(medlens_opencv SYSTEM INTERFACE ${OpenCV_INCLUDE_DIRS})
   target_link_libraries(medlens_opencv INTERFACE ${OpenCV_LIBS})

@@ -10,6 +10,7 @@
 
 #include "core/image.h"
 #include "infer/model.h"
+#include "transforms/marks.h"
 
 namespace medlens {
 
@@ -71,27 +72,6 @@ nlohmann::json explanation_json(const Explanation& e, const Model& model);
 /// mask is resampled (nearest) onto the attribution's grid when its grid differs. For the
 /// shortcut check: how much of an explanation falls on burned-in text or calipers.
 double attribution_share_in(const Image& attribution, const Image& mask);
-
-/// What detect_burned_in_marks() looks for; the defaults suit 8-bit B-mode ultrasound.
-struct MarkOptions {
-  double tophat = 0.15;       ///< candidate voxels: white top-hat above this (fraction of the range)
-  double contrast = 0.3;      ///< a component's mean minus the median of a 2-voxel ring around it
-  double max_height = 0.08;   ///< component bounding box limits, as fractions of the shorter side
-  double max_width = 0.3;     ///<   (text runs along x, so lines of text may be wide)
-  double min_vertical = 0.5;  ///< sum |d/dx| >= this * sum |d/dy| (tissue streaks are horizontal)
-  int64_t grow = 1;           ///< the mask is dilated by this many voxels to cover stroke edges
-};
-
-/// Burned-in marks on a 2-D image (each slice of a volume): annotation text and caliper
-/// crosses as sonographers leave them. Method: grey (channel mean) scaled to [0, 1] by the
-/// image's range; white top-hat with a disk of radius 3 voxels per 256 (opening removes thin
-/// bright strokes); 8-connected components of top-hat > `tophat`; kept when small (bounding box
-/// within max_height x max_width of the shorter side, at least 3 voxels), much brighter than
-/// their surroundings (mean - median of a 2-voxel ring >= `contrast`) and not a horizontal
-/// tissue streak (horizontal gradients at least `min_vertical` times the vertical ones around
-/// the component); kept components grown by `grow` voxels. Returns a one-channel 0/1 mask on
-/// the image's grid.
-Image detect_burned_in_marks(const Image& image, const MarkOptions& options = {});
 
 /// The shortcut check: does an explanation lean on burned-in text or calipers rather than on
 /// anatomy? (A model that learnt "the sonographer measured something" from caliper crosses is

@@ -34,6 +34,7 @@ const TransformRegistry& transforms() {
     register_bias_field(r);
     register_augment(r);
     register_corruptions(r);
+    register_marks(r);
     return r;
   }();
   return registry;

@@ -53,5 +53,6 @@ void register_denoise(TransformRegistry& r);      // denoise.cpp
 void register_bias_field(TransformRegistry& r);   // bias_field.cpp: N4
 void register_augment(TransformRegistry& r);      // augment.cpp
 void register_corruptions(TransformRegistry& r);  // corruptions.cpp
+void register_marks(TransformRegistry& r);        // marks.cpp: burned-in text and calipers
 
 }  // namespace medlens

@@ -1,0 +1,231 @@
+// The burned-in mark detector (moved from explain/ so preprocessing can use it) and the
+// inpaint-marks transform.
+#include "transforms/marks.h"
+
+#include <ATen/ATen.h>
+#include <nlohmann/json.hpp>
+#include <opencv2/photo.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "core/error.h"
+#include "transforms/params.h"
+#include "transforms/registry.h"
+
+namespace medlens {
+
+namespace {
+
+void check(const MarkOptions& o, const char* who) {
+  if (!(o.tophat >= 0 && o.contrast >= 0 && o.max_height > 0 && o.max_width > 0 && o.min_vertical >= 0 && o.grow >= 0))
+    throw UsageError(std::string(who) + ": mark thresholds must be non-negative and box limits positive");
+}
+
+// Marks on one slice: g is H x W in [0, 1], row-major; returns the 0/1 mask.
+std::vector<uint8_t> marks_in_slice(const std::vector<float>& g, int64_t H, int64_t W, const MarkOptions& o) {
+  const int64_t n = H * W;
+  const int64_t side = std::min(H, W);
+  const int64_t r = std::max<int64_t>(2, std::llround(3.0 * static_cast<double>(side) / 256.0));
+  std::vector<std::pair<int64_t, int64_t>> disk;
+  for (int64_t dy = -r; dy <= r; ++dy)
+    for (int64_t dx = -r; dx <= r; ++dx)
+      if (dy * dy + dx * dx <= r * r) disk.emplace_back(dy, dx);
+  // Grey opening (erosion then dilation with the disk); voxels outside take no part.
+  auto filter = [&](const std::vector<float>& in, bool take_min) {
+    std::vector<float> out(static_cast<size_t>(n));
+    for (int64_t y = 0; y < H; ++y)
+      for (int64_t x = 0; x < W; ++x) {
+        float best = take_min ? 2.0f : -1.0f;
+        for (const auto& [dy, dx] : disk) {
+          const int64_t yy = y + dy, xx = x + dx;
+          if (yy < 0 || yy >= H || xx < 0 || xx >= W) continue;
+          const float v = in[static_cast<size_t>(yy * W + xx)];
+          best = take_min ? std::min(best, v) : std::max(best, v);
+        }
+        out[static_cast<size_t>(y * W + x)] = best;
+      }
+    return out;
+  };
+  const std::vector<float> opened = filter(filter(g, true), false);
+  std::vector<uint8_t> cand(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) cand[static_cast<size_t>(i)] = g[static_cast<size_t>(i)] - opened[static_cast<size_t>(i)] > o.tophat;
+
+  std::vector<int32_t> label(static_cast<size_t>(n), 0);
+  std::vector<uint8_t> keep(static_cast<size_t>(n), 0);
+  std::vector<int64_t> comp, stack;
+  int32_t next = 0;
+  for (int64_t start = 0; start < n; ++start) {
+    if (!cand[static_cast<size_t>(start)] || label[static_cast<size_t>(start)]) continue;
+    ++next;
+    comp.clear();
+    stack.assign(1, start);
+    label[static_cast<size_t>(start)] = next;
+    int64_t y0 = H, y1 = -1, x0 = W, x1 = -1;
+    while (!stack.empty()) {
+      const int64_t v = stack.back();
+      stack.pop_back();
+      comp.push_back(v);
+      const int64_t y = v / W, x = v % W;
+      y0 = std::min(y0, y), y1 = std::max(y1, y), x0 = std::min(x0, x), x1 = std::max(x1, x);
+      for (int64_t dy = -1; dy <= 1; ++dy)
+        for (int64_t dx = -1; dx <= 1; ++dx) {
+          const int64_t yy = y + dy, xx = x + dx;
+          if (yy < 0 || yy >= H || xx < 0 || xx >= W) continue;
+          const int64_t u = yy * W + xx;
+          if (cand[static_cast<size_t>(u)] && !label[static_cast<size_t>(u)]) {
+            label[static_cast<size_t>(u)] = next;
+            stack.push_back(u);
+          }
+        }
+    }
+    const int64_t h = y1 - y0 + 1, w = x1 - x0 + 1;
+    if (comp.size() < 3 || static_cast<double>(h) > o.max_height * static_cast<double>(side) ||
+        static_cast<double>(w) > o.max_width * static_cast<double>(side))
+      continue;
+    // Local contrast: the component's mean against the median of a ring within 2 voxels
+    // (city-block) around it; and the gradients within 1 voxel of it.
+    double mean = 0;
+    for (int64_t v : comp) mean += g[static_cast<size_t>(v)];
+    mean /= static_cast<double>(comp.size());
+    std::vector<float> ring;
+    double gx = 0, gy = 0;
+    for (int64_t y = std::max<int64_t>(0, y0 - 2); y <= std::min(H - 1, y1 + 2); ++y)
+      for (int64_t x = std::max<int64_t>(0, x0 - 2); x <= std::min(W - 1, x1 + 2); ++x) {
+        const int64_t v = y * W + x;
+        if (label[static_cast<size_t>(v)] == next) continue;
+        int64_t d = 3;  // city-block distance to the component, capped
+        for (int64_t dy = -2; dy <= 2 && d > 1; ++dy)
+          for (int64_t dx = -2; dx <= 2; ++dx) {
+            const int64_t yy = y + dy, xx = x + dx, dist = std::abs(dy) + std::abs(dx);
+            if (dist > 2 || dist >= d || yy < 0 || yy >= H || xx < 0 || xx >= W) continue;
+            if (label[static_cast<size_t>(yy * W + xx)] == next) d = dist;
+          }
+        if (d <= 2) ring.push_back(g[static_cast<size_t>(v)]);
+      }
+    for (int64_t y = std::max<int64_t>(0, y0 - 1); y <= std::min(H - 1, y1 + 1); ++y)
+      for (int64_t x = std::max<int64_t>(0, x0 - 1); x <= std::min(W - 1, x1 + 1); ++x) {
+        const int64_t v = y * W + x;
+        const bool in = label[static_cast<size_t>(v)] == next ||
+                        (x > 0 && label[static_cast<size_t>(v - 1)] == next) ||
+                        (x + 1 < W && label[static_cast<size_t>(v + 1)] == next) ||
+                        (y > 0 && label[static_cast<size_t>(v - W)] == next) ||
+                        (y + 1 < H && label[static_cast<size_t>(v + W)] == next);
+        if (!in) continue;
+        if (x + 1 < W) gx += std::abs(g[static_cast<size_t>(v + 1)] - g[static_cast<size_t>(v)]);
+        if (y + 1 < H) gy += std::abs(g[static_cast<size_t>(v + W)] - g[static_cast<size_t>(v)]);
+      }
+    if (ring.empty()) continue;
+    std::nth_element(ring.begin(), ring.begin() + static_cast<long>(ring.size() / 2), ring.end());
+    double median = ring[ring.size() / 2];
+    if (ring.size() % 2 == 0) {
+      const float below = *std::max_element(ring.begin(), ring.begin() + static_cast<long>(ring.size() / 2));
+      median = 0.5 * (median + below);
+    }
+    if (mean - median < o.contrast || gx < o.min_vertical * gy) continue;
+    for (int64_t v : comp) keep[static_cast<size_t>(v)] = 1;
+  }
+  if (o.grow <= 0) return keep;
+  std::vector<uint8_t> grown(static_cast<size_t>(n), 0);
+  for (int64_t y = 0; y < H; ++y)
+    for (int64_t x = 0; x < W; ++x) {
+      if (!keep[static_cast<size_t>(y * W + x)]) continue;
+      for (int64_t yy = std::max<int64_t>(0, y - o.grow); yy <= std::min(H - 1, y + o.grow); ++yy)
+        for (int64_t xx = std::max<int64_t>(0, x - o.grow); xx <= std::min(W - 1, x + o.grow); ++xx)
+          grown[static_cast<size_t>(yy * W + xx)] = 1;
+    }
+  return grown;
+}
+
+}  // namespace
+
+Image detect_burned_in_marks(const Image& image, const MarkOptions& o) {
+  if (image.empty()) throw InputError(image.metadata().source_path, "empty image");
+  check(o, "detect_burned_in_marks");
+  const at::Tensor grey = image.voxels().to(at::kFloat).mean(0);  // (Z, Y, X)
+  const float lo = grey.min().item<float>(), hi = grey.max().item<float>();
+  const at::Tensor g = (hi > lo ? (grey - lo) / (hi - lo) : at::zeros_like(grey)).contiguous();
+  const int64_t Z = g.size(0), H = g.size(1), W = g.size(2);
+  at::Tensor out = at::zeros({1, Z, H, W}, at::kFloat);
+  for (int64_t z = 0; z < Z; ++z) {
+    const float* p = g[z].data_ptr<float>();
+    const std::vector<float> slice(p, p + H * W);
+    const std::vector<uint8_t> m = marks_in_slice(slice, H, W, o);
+    float* q = out[0][z].data_ptr<float>();
+    for (int64_t i = 0; i < H * W; ++i) q[i] = m[static_cast<size_t>(i)];
+  }
+  return image.with_voxels(out);
+}
+
+
+namespace {
+
+class InpaintMarks final : public Transform {
+ public:
+  explicit InpaintMarks(const InpaintMarksOptions& o) : o_(o) {
+    if (!(o.radius > 0)) throw UsageError("'inpaint-marks': radius must be positive");
+    check(o.marks, "'inpaint-marks'");
+  }
+  std::string name() const override { return "inpaint-marks"; }
+  nlohmann::json params() const override {
+    return {{"radius", o_.radius}, {"tophat", o_.marks.tophat}, {"contrast", o_.marks.contrast},
+            {"max_height", o_.marks.max_height}, {"max_width", o_.marks.max_width},
+            {"min_vertical", o_.marks.min_vertical}, {"grow", o_.marks.grow}};
+  }
+  Sample apply(Sample s, Rng&) const override {
+    const Image marks = detect_burned_in_marks(s.image, o_.marks);
+    const at::Tensor m = marks.voxels()[0];  // (Z, Y, X), 0/1
+    if (!(m > 0.5).any().item<bool>()) return s;
+    at::Tensor out = s.image.voxels().to(at::kFloat).contiguous().clone();
+    // An integer-valued image (8-bit ultrasound) stays integer-valued, so writing it back to
+    // PNG keeps its grey levels instead of stretching the range.
+    const bool integers = at::equal(out, out.round());
+    const int64_t C = out.size(0), Z = out.size(1), H = out.size(2), W = out.size(3);
+    for (int64_t z = 0; z < Z; ++z) {
+      const at::Tensor mz = (m[z] > 0.5).to(at::kByte).contiguous();
+      if (!mz.any().item<bool>()) continue;
+      const cv::Mat mask(static_cast<int>(H), static_cast<int>(W), CV_8UC1, mz.data_ptr<uint8_t>());
+      for (int64_t c = 0; c < C; ++c) {
+        cv::Mat slice(static_cast<int>(H), static_cast<int>(W), CV_32FC1, out[c][z].data_ptr<float>());
+        cv::Mat painted;
+        cv::inpaint(slice, mask, painted, o_.radius, cv::INPAINT_TELEA);
+        painted.copyTo(slice, mask);  // only the marks change
+      }
+    }
+    if (integers) out.round_();  // only the painted voxels can be fractional
+    s.image = s.image.with_voxels(out.to(s.image.voxels().scalar_type()));
+    return s;
+  }
+
+ private:
+  InpaintMarksOptions o_;
+};
+
+}  // namespace
+
+TransformPtr make_inpaint_marks(const InpaintMarksOptions& options) {
+  return std::make_shared<InpaintMarks>(options);
+}
+
+void register_marks(TransformRegistry& r) {
+  r.add("inpaint-marks", "filter",
+        "paint out burned-in text and caliper marks (2-D ultrasound; Telea inpainting): radius=3 voxels; "
+        "detector tophat=0.15, contrast=0.3, max_height=0.08, max_width=0.3, min_vertical=0.5, grow=1",
+        [](const nlohmann::json& j) {
+          ParamReader p("inpaint-marks", j);
+          InpaintMarksOptions o;
+          o.radius = p.number("radius", o.radius);
+          o.marks.tophat = p.number("tophat", o.marks.tophat);
+          o.marks.contrast = p.number("contrast", o.marks.contrast);
+          o.marks.max_height = p.number("max_height", o.marks.max_height);
+          o.marks.max_width = p.number("max_width", o.marks.max_width);
+          o.marks.min_vertical = p.number("min_vertical", o.marks.min_vertical);
+          o.marks.grow = p.integer("grow", o.marks.grow);
+          p.finish();
+          return make_inpaint_marks(o);
+        });
+}
+
+}  // namespace medlens
