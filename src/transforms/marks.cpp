@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -24,32 +25,53 @@ void check(const MarkOptions& o, const char* who) {
     throw UsageError(std::string(who) + ": mark thresholds must be non-negative and box limits positive");
 }
 
+// Running minimum (or maximum) along each row of an H x W image over [x - w, x + w], voxels
+// outside the row taking no part (van Herk / Gil-Werman: three comparisons per voxel for any w).
+void row_extreme(const std::vector<float>& in, std::vector<float>& out, int64_t H, int64_t W, int64_t w, bool take_min) {
+  const float pad = take_min ? std::numeric_limits<float>::infinity() : -std::numeric_limits<float>::infinity();
+  const auto pick = [take_min](float a, float b) { return take_min ? std::min(a, b) : std::max(a, b); };
+  const int64_t k = 2 * w + 1, n = W + 2 * w;
+  std::vector<float> row(static_cast<size_t>(n)), fwd(row.size()), bwd(row.size());
+  for (int64_t y = 0; y < H; ++y) {
+    std::fill(row.begin(), row.end(), pad);
+    std::copy_n(in.begin() + y * W, W, row.begin() + w);
+    for (int64_t i = 0; i < n; ++i) fwd[static_cast<size_t>(i)] = i % k == 0 ? row[static_cast<size_t>(i)] : pick(fwd[static_cast<size_t>(i - 1)], row[static_cast<size_t>(i)]);
+    for (int64_t i = n - 1; i >= 0; --i)
+      bwd[static_cast<size_t>(i)] = (i + 1) % k == 0 || i == n - 1 ? row[static_cast<size_t>(i)] : pick(bwd[static_cast<size_t>(i + 1)], row[static_cast<size_t>(i)]);
+    // Window of x in padded coordinates: [x, x + 2w]; it spans at most one block boundary.
+    for (int64_t x = 0; x < W; ++x)
+      out[static_cast<size_t>(y * W + x)] = pick(bwd[static_cast<size_t>(x)], fwd[static_cast<size_t>(x + 2 * w)]);
+  }
+}
+
+// Grey erosion or dilation with the disk dy^2 + dx^2 <= r^2, voxels outside the image taking no
+// part. The disk is a stack of horizontal runs, so this is a running extreme along rows per run
+// width, combined across rows: O(r) per voxel instead of O(r^2) (a 2048^2 radiograph has r = 24).
+std::vector<float> disk_filter(const std::vector<float>& in, int64_t H, int64_t W, int64_t r, bool take_min) {
+  const auto pick = [take_min](float a, float b) { return take_min ? std::min(a, b) : std::max(a, b); };
+  std::vector<float> out(in.size(), take_min ? std::numeric_limits<float>::infinity() : -std::numeric_limits<float>::infinity());
+  std::vector<float> runs(in.size());
+  int64_t last_w = -1;
+  for (int64_t d = 0; d <= r; ++d) {
+    const auto w = static_cast<int64_t>(std::floor(std::sqrt(static_cast<double>(r * r - d * d))));
+    if (w != last_w) row_extreme(in, runs, H, W, w, take_min), last_w = w;
+    for (const int64_t dy : d == 0 ? std::vector<int64_t>{0} : std::vector<int64_t>{-d, d})
+      for (int64_t y = std::max<int64_t>(0, -dy); y < std::min(H, H - dy); ++y) {
+        float* o = out.data() + y * W;
+        const float* q = runs.data() + (y + dy) * W;
+        for (int64_t x = 0; x < W; ++x) o[x] = pick(o[x], q[x]);
+      }
+  }
+  return out;
+}
+
 // Marks on one slice: g is H x W in [0, 1], row-major; returns the 0/1 mask.
 std::vector<uint8_t> marks_in_slice(const std::vector<float>& g, int64_t H, int64_t W, const MarkOptions& o) {
   const int64_t n = H * W;
   const int64_t side = std::min(H, W);
   const int64_t r = std::max<int64_t>(2, std::llround(3.0 * static_cast<double>(side) / 256.0));
-  std::vector<std::pair<int64_t, int64_t>> disk;
-  for (int64_t dy = -r; dy <= r; ++dy)
-    for (int64_t dx = -r; dx <= r; ++dx)
-      if (dy * dy + dx * dx <= r * r) disk.emplace_back(dy, dx);
-  // Grey opening (erosion then dilation with the disk); voxels outside take no part.
-  auto filter = [&](const std::vector<float>& in, bool take_min) {
-    std::vector<float> out(static_cast<size_t>(n));
-    for (int64_t y = 0; y < H; ++y)
-      for (int64_t x = 0; x < W; ++x) {
-        float best = take_min ? 2.0f : -1.0f;
-        for (const auto& [dy, dx] : disk) {
-          const int64_t yy = y + dy, xx = x + dx;
-          if (yy < 0 || yy >= H || xx < 0 || xx >= W) continue;
-          const float v = in[static_cast<size_t>(yy * W + xx)];
-          best = take_min ? std::min(best, v) : std::max(best, v);
-        }
-        out[static_cast<size_t>(y * W + x)] = best;
-      }
-    return out;
-  };
-  const std::vector<float> opened = filter(filter(g, true), false);
+  // White top-hat: the image minus its grey opening (erosion then dilation with the disk).
+  const std::vector<float> opened = disk_filter(disk_filter(g, H, W, r, true), H, W, r, false);
   std::vector<uint8_t> cand(static_cast<size_t>(n));
   for (int64_t i = 0; i < n; ++i) cand[static_cast<size_t>(i)] = g[static_cast<size_t>(i)] - opened[static_cast<size_t>(i)] > o.tophat;
 
