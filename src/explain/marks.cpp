@@ -1,11 +1,9 @@
-// The shortcut check: burned-in text and calipers on ultrasound images, and how much of an
-// explanation falls on them.
+// The shortcut check: how much of an explanation falls on burned-in text and calipers (found by
+// transforms/marks.h).
 #include <ATen/ATen.h>
 
 #include <algorithm>
-#include <cmath>
 #include <cstdio>
-#include <vector>
 
 #include "core/error.h"
 #include "explain/explain.h"

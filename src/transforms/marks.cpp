@@ -181,7 +181,6 @@ Image detect_burned_in_marks(const Image& image, const MarkOptions& o) {
   return image.with_voxels(out);
 }
 
-
 namespace {
 
 class InpaintMarks final : public Transform {

@@ -33,9 +33,10 @@ struct MarkOptions {
 Image detect_burned_in_marks(const Image& image, const MarkOptions& options = {});
 
 /// Paints the detected marks out (OpenCV's Telea inpainting, `radius` voxels, per slice and
-/// channel), so a model trained and run on the result cannot learn "the sonographer measured
-/// something" from caliper crosses or the annotation text. Voxels outside the mask are
-/// unchanged; an image without marks passes through bit for bit. Registered as "inpaint-marks".
+/// channel), so a model trained and run on the result does not see the annotation text and
+/// caliper crosses ("the sonographer measured something"); the thin dotted lines some scanners
+/// draw between crosses are not detected and stay. Voxels outside the mask are unchanged; an
+/// image without marks passes through bit for bit. Registered as "inpaint-marks".
 struct InpaintMarksOptions {
   MarkOptions marks;
   double radius = 3;  ///< Telea neighbourhood in voxels
