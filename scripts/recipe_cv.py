@@ -49,7 +49,7 @@ def ece(P, y, bins=15):
 
 def pooled(out, recipe, classes):
     P = {}
-    for f in sorted(glob.glob(f"{out}/{recipe}_*.jsonl")):
+    for f in sorted(glob.glob(f"{out}/{recipe}_[0-9]*.jsonl")):
         for line in open(f):
             j = json.loads(line)
             P[j["input"]] = [j["probabilities"][c] for c in classes]
