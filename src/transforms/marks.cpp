@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "io/opencv_bridge.h"
 #include "transforms/params.h"
 #include "transforms/registry.h"
 
@@ -55,12 +56,14 @@ std::vector<float> disk_filter(const std::vector<float>& in, int64_t H, int64_t 
   for (int64_t d = 0; d <= r; ++d) {
     const auto w = static_cast<int64_t>(std::floor(std::sqrt(static_cast<double>(r * r - d * d))));
     if (w != last_w) row_extreme(in, runs, H, W, w, take_min), last_w = w;
-    for (const int64_t dy : d == 0 ? std::vector<int64_t>{0} : std::vector<int64_t>{-d, d})
+    for (const int64_t dy : {-d, d}) {
       for (int64_t y = std::max<int64_t>(0, -dy); y < std::min(H, H - dy); ++y) {
         float* o = out.data() + y * W;
         const float* q = runs.data() + (y + dy) * W;
         for (int64_t x = 0; x < W; ++x) o[x] = pick(o[x], q[x]);
       }
+      if (d == 0) break;  // the centre row once
+    }
   }
   return out;
 }
@@ -199,24 +202,24 @@ class InpaintMarks final : public Transform {
     const Image marks = detect_burned_in_marks(s.image, o_.marks);
     const at::Tensor m = marks.voxels()[0];  // (Z, Y, X), 0/1
     if (!(m > 0.5).any().item<bool>()) return s;
-    at::Tensor out = s.image.voxels().to(at::kFloat).contiguous().clone();
+    at::Tensor out = s.image.voxels().clone();  // Image voxels are contiguous float32
     // An integer-valued image (8-bit ultrasound) stays integer-valued, so writing it back to
     // PNG keeps its grey levels instead of stretching the range.
     const bool integers = at::equal(out, out.round());
-    const int64_t C = out.size(0), Z = out.size(1), H = out.size(2), W = out.size(3);
-    for (int64_t z = 0; z < Z; ++z) {
-      const at::Tensor mz = (m[z] > 0.5).to(at::kByte).contiguous();
-      if (!mz.any().item<bool>()) continue;
-      const cv::Mat mask(static_cast<int>(H), static_cast<int>(W), CV_8UC1, mz.data_ptr<uint8_t>());
-      for (int64_t c = 0; c < C; ++c) {
-        cv::Mat slice(static_cast<int>(H), static_cast<int>(W), CV_32FC1, out[c][z].data_ptr<float>());
+    const Image result = s.image.with_voxels(out);
+    for (int64_t z = 0; z < result.depth(); ++z) {
+      cv::Mat mask;
+      plane_view(marks, z, 0).convertTo(mask, CV_8U);  // 0/1
+      if (cv::countNonZero(mask) == 0) continue;
+      for (int64_t c = 0; c < result.channels(); ++c) {
+        cv::Mat slice = plane_view(result, z, c);  // writes go to `out`
         cv::Mat painted;
         cv::inpaint(slice, mask, painted, o_.radius, cv::INPAINT_TELEA);
         painted.copyTo(slice, mask);  // only the marks change
       }
     }
     if (integers) out.round_();  // only the painted voxels can be fractional
-    s.image = s.image.with_voxels(out.to(s.image.voxels().scalar_type()));
+    s.image = result;
     return s;
   }
 

@@ -7,21 +7,16 @@
 #include <opencv2/imgproc.hpp>
 
 #include "explain/explain.h"
+#include "io/opencv_bridge.h"
 #include "io/read.h"
 #include "tools/test_util.h"
 
 namespace medlens {
 namespace {
 
-cv::Mat grey_of(const Image& image) {
-  const at::Tensor g = image.voxels().to(at::kFloat).mean(0)[0].contiguous();
-  return cv::Mat(static_cast<int>(g.size(0)), static_cast<int>(g.size(1)), CV_32F, g.data_ptr<float>()).clone();
-}
-
-Image image_of(const cv::Mat& m, const Image& like) {
-  const at::Tensor t = at::from_blob(m.data, {1, 1, m.rows, m.cols}, at::kFloat).clone();
-  return like.with_voxels(t);
-}
+// The one-channel sample as a Mat to draw on (a copy), and back.
+cv::Mat grey_of(const Image& image) { return plane_view(image, 0, 0).clone(); }
+Image image_of(const cv::Mat& m, const Image& like) { return image_from_mat(m, like.geometry(), like.metadata()); }
 
 TEST(AttributionShare, IsThePositiveMassInsideTheMask) {
   Geometry g;
