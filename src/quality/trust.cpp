@@ -148,10 +148,18 @@ TrustFit fit_trust(const Model& model, const at::Tensor& train_x, const at::Tens
   const ProbRows probs = rows_of(at::softmax(val_logits.to(at::kDouble) / t, 1));
   fit.before = calibration(raw, labels);
   fit.after = calibration(probs, labels);
-  // The operating point stays the same decision rule: for two classes P(pos) >= op is a
-  // threshold on the logit difference, which a new temperature rescales.
+  // A card without an operating point (a freshly trained one) gets it chosen here, on the
+  // calibrated val probabilities, by its `thresholds.rule`: for three or more classes the
+  // point on P(positive) depends on the temperature. An existing point stays the same decision
+  // rule: for two classes P(pos) >= op is a threshold on the logit difference, which a new
+  // temperature rescales.
   double op = card.thresholds.value("operating_point", 0.5);
-  if (K == 2 && std::abs(old_t - t) > 1e-12 && op > 0 && op < 1) {
+  if (!card.thresholds.contains("operating_point")) {
+    const nlohmann::json rule = card.thresholds.value("rule", nlohmann::json("youden"));
+    op = choose_operating_point(probs, labels, positive, rule.is_object() ? rule.value("sensitivity", -1.0) : -1.0);
+    card.thresholds["operating_point"] = op;
+    card.thresholds["rule"] = rule;
+  } else if (!o.keep_operating_point && K == 2 && std::abs(old_t - t) > 1e-12 && op > 0 && op < 1) {
     const double logit = std::log(op / (1 - op)) * old_t / t;
     op = 1 / (1 + std::exp(-logit));
     card.thresholds["operating_point"] = op;

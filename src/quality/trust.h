@@ -33,6 +33,9 @@ struct TrustOptions {
   bool judge_energy = false;
   /// Exact eigen-directions of the Mahalanobis covariance (the rest share one variance).
   int components = 64;
+  /// Keep the card's operating point as the calibrated probability it is (a training recipe's
+  /// fixed point) instead of carrying its decision rule over to the new temperature.
+  bool keep_operating_point = false;
   int64_t batch_size = 64;
   int bootstrap_rounds = 1000;
   uint64_t seed = 0;

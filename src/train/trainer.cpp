@@ -737,7 +737,6 @@ TrainResult train_model(const TrainOptions& o) {
   const std::string weights = (fs::path(o.out) / "weights.pt").string();
   save_weights(*net, weights, true);
   load_weights(*net, weights);
-  const ValOutput v = run_validation(*net, val, o.batch_size);
 
   TrainResult result;
   result.bundle = o.out;
@@ -775,32 +774,26 @@ TrainResult train_model(const TrainOptions& o) {
   card.explanation = o.card.value("explanation", nlohmann::json{{"method", "gradcam"}, {"layer", net->default_cam_layer()}});
 
   if (segment) {
+    const ValOutput v = run_validation(*net, val, o.batch_size);
     const at::Tensor pred = v.logits.argmax(1);
     card.metrics = {{"val", segmentation_report(pred, val.y, K, val.geometry, o.bootstrap_rounds, o.seed)}};
     card.metrics["val"]["detection"] = detection_summary(at::softmax(v.logits, 1).select(1, positive), val.y, val.geometry);
     card.thresholds = o.card.value("thresholds", nlohmann::json::object());
   } else {
-    // The temperature first: for three or more classes the operating point on P(positive)
-    // depends on it. fit_trust refits it on the same val set and writes the val metrics.
-    result.temperature = fit_temperature(v.logits, val.y);
-    card.temperature = result.temperature;
-    const ProbRows probs = rows_of(at::softmax(v.logits / result.temperature, 1));
-    const std::vector<int> labels = labels_of(val.y);
+    // The trust fit makes the one pass over val: temperature, then the operating point
+    // (chosen on the calibrated probabilities by thresholds.rule unless the recipe fixes it),
+    // abstention, OOD reference and thresholds, calibration plots and the val metrics.
     nlohmann::json thresholds = o.card.value("thresholds", nlohmann::json::object());
-    const nlohmann::json rule = thresholds.value("rule", nlohmann::json("youden"));
-    const double op = thresholds.contains("operating_point") ? thresholds["operating_point"].get<double>()
-                                                              : choose_operating_point(probs, labels, positive,
-                                                                                       rule.is_object() ? rule.value("sensitivity", -1.0) : -1.0);
-    thresholds["operating_point"] = op;
-    thresholds["rule"] = rule;
+    if (!thresholds.contains("rule")) thresholds["rule"] = "youden";
     card.thresholds = thresholds;
-    // The trust fit: abstention threshold, OOD reference and thresholds, calibration plots.
     TrustOptions to;
+    to.keep_operating_point = true;
     to.batch_size = o.batch_size;
     to.bootstrap_rounds = o.bootstrap_rounds;
     to.seed = o.seed;
     const TrustFit trust = fit_trust(Model::from_parts(card, net, o.out), train.x, train.y, val.x, val.y, to);
     card = trust.card;
+    result.temperature = card.temperature;
     save_trust(trust, o.out, /*with_card=*/false);
   }
   result.val_metrics = card.metrics["val"];

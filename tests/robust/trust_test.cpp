@@ -229,6 +229,28 @@ TEST(TrustFit, AbstentionThresholdKeepsTheTargetOnWhatItAnswers) {
     EXPECT_TRUE(fs::exists(trained().bundle + "/" + f)) << f;
 }
 
+TEST(TrustFit, TrainingChoosesTheOperatingPointOnCalibratedValProbabilities) {
+  // The trainer leaves the operating point to the trust fit's one val pass: it must be the
+  // card's rule (Youden) applied to the calibrated val probabilities the bundle gives.
+  const Model model = Model::load(trained().bundle);
+  EXPECT_EQ(model.card().thresholds["rule"], "youden");
+  std::vector<int> labels;
+  const auto preds = predict_many({model}, split_images(trained().manifest, "val", &labels));
+  ProbRows probs;
+  for (const auto& p : preds) probs.push_back(p.probabilities);
+  const double op = model.card().thresholds["operating_point"];
+  EXPECT_NEAR(op, choose_operating_point(probs, labels, 1), 1e-5);
+  // Youden's point separates the classes better than chance on val.
+  const double auc = model.card().metrics["val"]["auc"]["value"];
+  int tp = 0, pos = 0, tn = 0, neg = 0;
+  for (size_t i = 0; i < probs.size(); ++i) {
+    if (labels[i] == 1) ++pos, tp += probs[i][1] >= op;
+    else ++neg, tn += probs[i][1] < op;
+  }
+  EXPECT_GT(auc, 0.5);
+  EXPECT_GT(tp / static_cast<double>(pos) + tn / static_cast<double>(neg), 1.0);
+}
+
 TEST(TrustFit, RiskCoverageOfAPerfectRankingIsOptimal) {
   std::vector<double> cov, risk;
   // Errors ranked last: risk stays 0 until coverage 0.75.
