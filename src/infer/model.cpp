@@ -4,6 +4,9 @@
 #include <cstdlib>
 #include <exception>
 #include <filesystem>
+#include <new>
+
+#include <c10/util/Exception.h>
 
 #include "core/error.h"
 #include "core/parallel.h"
@@ -103,6 +106,12 @@ Model Model::load(const std::string& dir) {
     return from_parts(std::move(card), net, dir);
   } catch (const UsageError& e) {
     throw InputError(dir, std::string("invalid bundle: ") + e.what());
+  } catch (const c10::Error& e) {
+    // E.g. an architecture too large to allocate: the card, not medlens, is at fault.
+    throw InputError(dir, "invalid bundle: cannot build the network its card describes: " +
+                              std::string(e.what_without_backtrace()).substr(0, 200));
+  } catch (const std::bad_alloc&) {
+    throw InputError(dir, "invalid bundle: the network its card describes does not fit in memory");
   }
 }
 

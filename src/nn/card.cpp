@@ -1,6 +1,9 @@
 #include "nn/card.h"
 
+#include <cmath>
+#include <cstdio>
 #include <filesystem>
+#include <limits>
 #include <fstream>
 
 #include "core/error.h"
@@ -33,6 +36,57 @@ const char* kKnown[] = {"medlens_card", "name", "version", "task", "description"
                         "weights_format", "calibration", "thresholds", "metrics", "training",
                         "explanation", "ood", "intended_use", "limitations"};
 
+// The numbers every prediction reads from thresholds (decision, abstention, lesion finding):
+// a malformed one is refused when the card is loaded, naming the field, not mid-prediction.
+void number_in(const nlohmann::json& j, const std::string& where, const char* key, double lo, double hi) {
+  if (!j.contains(key)) return;
+  const nlohmann::json& v = j[key];
+  if (!v.is_number() || !(v.get<double>() >= lo && v.get<double>() <= hi)) {
+    char range[64];
+    std::snprintf(range, sizeof range, std::isinf(hi) ? "at least %g" : "in [%g, %g]", lo, hi);
+    throw UsageError("model card " + where + key + " must be a number " + range);
+  }
+}
+
+void check_thresholds(const nlohmann::json& t) {
+  if (!t.is_object()) throw UsageError("model card thresholds must be an object");
+  const double inf = std::numeric_limits<double>::infinity();
+  number_in(t, "thresholds.", "operating_point", 0, 1);
+  number_in(t, "thresholds.", "lesion_threshold", 0, 1);
+  number_in(t, "thresholds.", "min_volume_mm3", 0, inf);
+  if (t.contains("abstain")) {
+    const nlohmann::json& a = t["abstain"];
+    if (!a.is_object()) throw UsageError("model card thresholds.abstain must be an object");
+    number_in(a, "thresholds.abstain.", "min_confidence", 0, 1);
+    number_in(a, "thresholds.abstain.", "max_entropy", 0, inf);
+    number_in(a, "thresholds.abstain.", "max_mutual_information", 0, inf);
+  }
+}
+
+void check_ood_features(const nlohmann::json& ood) {
+  if (!ood.is_object()) throw UsageError("model card ood must be an object");
+  if (!ood.contains("features")) return;
+  const nlohmann::json& f = ood["features"];
+  if (!f.is_object()) throw UsageError("model card ood.features must be an object");
+  if (f.contains("file")) {
+    const nlohmann::json& file = f["file"];
+    if (!file.is_string() || file.get<std::string>().empty() || file.get<std::string>().find('/') != std::string::npos ||
+        file.get<std::string>().find("..") != std::string::npos)
+      throw UsageError("model card ood.features.file must be a file name inside the bundle");
+  }
+  if (f.contains("sha256") && !f["sha256"].is_string()) throw UsageError("model card ood.features.sha256 must be a string");
+  number_in(f, "ood.features.", "pass_quantile", 0, 1);
+  for (const char* score : {"mahalanobis", "energy"}) {
+    if (!f.contains(score)) continue;
+    const nlohmann::json& s = f[score];
+    const std::string where = std::string("ood.features.") + score;
+    if (!s.is_object() || !s.contains("threshold") || !s["threshold"].is_number())
+      throw UsageError("model card " + where + " needs a numeric threshold");
+    if (s.contains("judged") && !s["judged"].is_boolean())
+      throw UsageError("model card " + where + ".judged must be true or false");
+  }
+}
+
 }  // namespace
 
 ModelCard ModelCard::from_json(const nlohmann::json& j) {
@@ -54,7 +108,12 @@ ModelCard ModelCard::from_json(const nlohmann::json& j) {
   c.input.dims = field<int64_t>(in, "dims", 2);
   if (c.input.dims != 2 && c.input.dims != 3) throw UsageError("model card input.dims must be 2 or 3");
   c.input.channels = field<int64_t>(in, "channels", 1);
+  if (c.input.channels < 1) throw UsageError("model card input.channels must be at least 1");
   c.input.size = field<std::vector<int64_t>>(in, "size", {});
+  if (!c.input.size.empty() && static_cast<int64_t>(c.input.size.size()) != c.input.dims)
+    throw UsageError("model card input.size must give one length per dimension (" + std::to_string(c.input.dims) + ")");
+  for (int64_t n : c.input.size)
+    if (n < 1) throw UsageError("model card input.size lengths must be positive");
   c.input.modalities = field<std::vector<std::string>>(in, "modalities", {});
   c.input.body_parts = field<std::vector<std::string>>(in, "body_parts", {});
   c.input.channel_names = field<std::vector<std::string>>(in, "channel_names", {});
@@ -70,12 +129,14 @@ ModelCard ModelCard::from_json(const nlohmann::json& j) {
   c.temperature = field<double>(cal, "temperature", 1.0);
   if (!(c.temperature > 0)) throw UsageError("calibration temperature must be positive");
   c.thresholds = field<nlohmann::json>(j, "thresholds", nlohmann::json::object());
+  check_thresholds(c.thresholds);
   c.metrics = field<nlohmann::json>(j, "metrics", nlohmann::json::object());
   c.training = field<nlohmann::json>(j, "training", nlohmann::json::object());
   c.explanation = field<nlohmann::json>(j, "explanation", nlohmann::json::object());
   c.ood = field<nlohmann::json>(j, "ood", nlohmann::json::object());
   // The quality reference is read on every prediction (quality/): a malformed one is refused
   // here, naming the field, rather than failing inside a check.
+  check_ood_features(c.ood);
   if (c.ood.contains("quality")) {
     const nlohmann::json& q = c.ood["quality"];
     if (!q.is_object()) throw UsageError("model card ood.quality must be an object");

@@ -38,7 +38,13 @@ TORCH_MODULE(BasicBlock);
 ResNet::ResNet(const ResNetOptions& o) : options_(o) {
   if (o.in_channels() < 1 || o.num_classes() < 1) throw UsageError("resnet: in_channels and num_classes must be >= 1");
   if (o.blocks().empty()) throw UsageError("resnet: blocks must list at least one stage");
-  if (o.width() < 4) throw UsageError("resnet: width must be at least 4");
+  // Bounds far beyond any useful network, so a corrupt card is refused by name instead of
+  // asking the allocator for terabytes or shifting the width past 64 bits.
+  if (o.width() < 4 || o.width() > 1024) throw UsageError("resnet: width must be 4..1024");
+  if (o.blocks().size() > 6) throw UsageError("resnet: at most 6 stages");
+  for (int64_t b : o.blocks())
+    if (b < 1 || b > 64) throw UsageError("resnet: each stage needs 1..64 blocks");
+  if (o.in_channels() > 4096 || o.num_classes() > 100000) throw UsageError("resnet: in_channels or num_classes out of range");
   const int64_t d = o.dims();
   torch::nn::Sequential stem;
   if (o.small_input()) {

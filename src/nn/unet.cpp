@@ -36,6 +36,8 @@ at::Tensor downsample(const at::Tensor& x, int64_t dims) {
 UNet::UNet(const UNetOptions& o) : options_(o) {
   if (o.in_channels() < 1 || o.out_channels() < 1) throw UsageError("unet: channels must be >= 1");
   if (o.depth() < 1 || o.depth() > 6) throw UsageError("unet: depth must be 1..6");
+  if (o.width() < 1 || o.width() > 1024) throw UsageError("unet: width must be 1..1024");
+  if (o.in_channels() > 4096 || o.out_channels() > 4096) throw UsageError("unet: channels must be at most 4096");
   const int64_t d = o.dims();
   auto width_at = [&](int64_t level) { return o.width() * (int64_t{1} << std::min<int64_t>(level, 4)); };
   for (int64_t l = 0; l <= o.depth(); ++l) {

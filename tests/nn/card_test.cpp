@@ -2,6 +2,8 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <functional>
+#include <vector>
 
 #include "core/error.h"
 #include "nn/card.h"
@@ -59,6 +61,49 @@ TEST(ModelCard, RejectsWhatLaterStagesCannotUse) {
   EXPECT_THROW(ModelCard::from_json(j), UsageError);
   j["ood"]["quality"] = {{"size", 256}};
   EXPECT_THROW(ModelCard::from_json(j), UsageError);
+}
+
+TEST(ModelCard, RefusesMalformedNumbersThatPredictionsReadWhenLoaded) {
+  // Each of these used to pass loading and fail mid-prediction as an internal error (or, for
+  // the size, as a misleading size mismatch): now the card is refused, naming the field.
+  struct Bad {
+    const char* field;
+    std::function<void(nlohmann::json&)> edit;
+  };
+  const std::vector<Bad> bad = {
+      {"input.size", [](nlohmann::json& j) { j["input"] = {{"dims", 2}, {"size", {-3, 0}}}; }},
+      {"input.size", [](nlohmann::json& j) { j["input"] = {{"dims", 2}, {"size", {28}}}; }},
+      {"input.channels", [](nlohmann::json& j) { j["input"] = {{"channels", 0}}; }},
+      {"thresholds", [](nlohmann::json& j) { j["thresholds"] = 0.5; }},
+      {"thresholds.operating_point", [](nlohmann::json& j) { j["thresholds"] = {{"operating_point", 1.5}}; }},
+      {"thresholds.abstain.min_confidence",
+       [](nlohmann::json& j) { j["thresholds"] = {{"abstain", {{"min_confidence", "high"}}}}; }},
+      {"thresholds.abstain.max_entropy", [](nlohmann::json& j) { j["thresholds"] = {{"abstain", {{"max_entropy", -1}}}}; }},
+      {"thresholds.lesion_threshold", [](nlohmann::json& j) { j["thresholds"] = {{"lesion_threshold", nullptr}}; }},
+      {"ood", [](nlohmann::json& j) { j["ood"] = nlohmann::json::array(); }},
+      {"ood.features.mahalanobis",
+       [](nlohmann::json& j) { j["ood"] = {{"features", {{"mahalanobis", {{"threshold", nullptr}}}}}}; }},
+      {"ood.features.energy.judged",
+       [](nlohmann::json& j) { j["ood"] = {{"features", {{"energy", {{"threshold", 3.0}, {"judged", "yes"}}}}}}; }},
+      {"ood.features.file", [](nlohmann::json& j) { j["ood"] = {{"features", {{"file", "../ood.pt"}}}}; }},
+  };
+  for (const auto& b : bad) {
+    nlohmann::json j = minimal();
+    b.edit(j);
+    try {
+      ModelCard::from_json(j);
+      ADD_FAILURE() << b.field << " accepted";
+    } catch (const UsageError& e) {
+      EXPECT_NE(std::string(e.what()).find(b.field), std::string::npos) << e.what();
+    }
+  }
+  // The well-formed versions load.
+  nlohmann::json j = minimal();
+  j["input"] = {{"dims", 2}, {"channels", 1}, {"size", {28, 28}}};
+  j["thresholds"] = {{"operating_point", 0.3}, {"abstain", {{"min_confidence", 0.6}, {"max_entropy", 0.9}}}};
+  j["ood"] = {{"features", {{"file", "ood.pt"}, {"mahalanobis", {{"threshold", 12.5}}},
+                            {"energy", {{"threshold", -3.0}, {"judged", false}}}}}};
+  EXPECT_NO_THROW(ModelCard::from_json(j));
 }
 
 TEST(ModelCard, LoadNamesTheFileOnError) {

@@ -112,6 +112,11 @@ TEST(Network, RebuildsFromItsArchitectureAndRefusesUnknownOnes) {
   EXPECT_THROW(make_network({{"name", "vit"}}), UsageError);
   EXPECT_THROW(make_network({{"name", "resnet"}, {"wdith", 3}}), UsageError);
   EXPECT_THROW(preset_architecture("resnet50", 2, 1, 2), UsageError);
+  // Sizes from a corrupt card are refused before anything is allocated.
+  EXPECT_THROW(make_network({{"name", "resnet"}, {"width", 1000000}}), UsageError);
+  EXPECT_THROW(make_network({{"name", "resnet"}, {"blocks", {2, 2, 2, 2, 2, 2, 2}}}), UsageError);
+  EXPECT_THROW(make_network({{"name", "resnet"}, {"blocks", {2, 0}}}), UsageError);
+  EXPECT_THROW(make_network({{"name", "unet"}, {"width", 5000}}), UsageError);
 }
 
 TEST(Weights, Float16StorageIsHalfTheSizeAndCloseFloat32IsExact) {
