@@ -13,7 +13,7 @@ cmake --build "$build" -j "$(nproc)"
 
 corpus="$build/corpus"
 rm -rf "$corpus" "$build"/fuzz_*-{crash,leak,timeout,oom,slow-unit}-*
-mkdir -p "$corpus/dicom" "$corpus/nifti" "$corpus/npz"
+mkdir -p "$corpus/dicom" "$corpus/nifti" "$corpus/npz" "$corpus/manifest"
 # Seeds: small real files from the packages the tests already use.
 find /usr/lib/python3/dist-packages/pydicom/data/test_files -maxdepth 1 -name '*.dcm' -size -64k \
   -exec cp {} "$corpus/dicom/" \;
@@ -27,6 +27,9 @@ np.savez(out + "/plain.npz", train_images=rng.integers(0, 255, (2, 8, 8), dtype=
          train_labels=np.array([[0], [1]]))
 np.savez_compressed(out + "/deflate.npz", images=rng.random((3, 4, 4), dtype=np.float32))
 PY
+
+cp data/samples/*/manifest.csv "$corpus/manifest/" 2>/dev/null || true
+printf 'path,label,split,T2\n"a,1.png",benign,train,t2/a.png\n"b\r\nc.png",x,val,\n' > "$corpus/manifest/quoted.csv"
 
 # Oversized allocations (a length field claiming gigabytes) fail as in production instead of
 # being reported as out-of-memory: DCMTK allocates with nothrow and reports the failure.

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <istream>
+#include <set>
 
 #include "core/error.h"
 
@@ -70,11 +72,15 @@ std::vector<std::string> ManifestRow::channel_paths(const std::vector<std::strin
 }
 
 Manifest load_manifest(const std::string& csv, bool check_files) {
-  std::ifstream in(csv);
+  std::ifstream in(csv, std::ios::binary);
   if (!in) throw InputError(csv, "cannot open manifest");
+  return parse_manifest(in, csv, fs::absolute(csv).parent_path().string(), check_files);
+}
+
+Manifest parse_manifest(std::istream& in, const std::string& csv, const std::string& folder, bool check_files) {
   Manifest m;
   m.file = csv;
-  const fs::path base = fs::absolute(csv).parent_path();
+  const fs::path base(folder);
   std::string line;
   size_t line_no = 0;
   auto resolve = [&](const std::string& p) {
@@ -85,9 +91,21 @@ Manifest load_manifest(const std::string& csv, bool check_files) {
   while (std::getline(in, line)) {
     ++line_no;
     if (line.empty() || line == "\r") continue;
+    const size_t record_line = line_no;
+    // RFC 4180: a quoted field may hold line breaks, so the record goes on while its quotes are
+    // unbalanced (a doubled quote counts twice and keeps the balance).
+    size_t quotes = static_cast<size_t>(std::count(line.begin(), line.end(), '"'));
+    std::string more;
+    while (quotes % 2 == 1 && std::getline(in, more)) {
+      ++line_no;
+      if (!line.empty() && line.back() == '\r') line.pop_back();  // CRLF files
+      line += '\n';
+      line += more;
+      quotes += static_cast<size_t>(std::count(more.begin(), more.end(), '"'));
+    }
     bool ok = true;
     std::vector<std::string> fields = split_csv(line, ok);
-    if (!ok) throw InputError(csv, "line " + std::to_string(line_no) + ": unterminated quote");
+    if (!ok) throw InputError(csv, "line " + std::to_string(record_line) + ": unterminated quote");
     if (m.header.empty()) {
       for (auto& f : fields) {
         f.erase(0, f.find_first_not_of(" \xEF\xBB\xBF"));  // BOM and spaces
@@ -96,10 +114,13 @@ Manifest load_manifest(const std::string& csv, bool check_files) {
       m.header = fields;
       if (std::find(m.header.begin(), m.header.end(), "path") == m.header.end())
         throw InputError(csv, "manifest header has no 'path' column (expected path,label[,mask][,split])");
+      std::set<std::string> seen;
+      for (const auto& name : m.header)
+        if (!seen.insert(name).second) throw InputError(csv, "manifest header names the column '" + name + "' twice");
       continue;
     }
     if (fields.size() != m.header.size())
-      throw InputError(csv, "line " + std::to_string(line_no) + " has " + std::to_string(fields.size()) +
+      throw InputError(csv, "line " + std::to_string(record_line) + " has " + std::to_string(fields.size()) +
                                 " fields, the header has " + std::to_string(m.header.size()));
     ManifestRow r;
     r.folder = base.string();
@@ -108,13 +129,13 @@ Manifest load_manifest(const std::string& csv, bool check_files) {
     r.label = r.columns.count("label") ? r.columns["label"] : "";
     r.mask = r.columns.count("mask") ? resolve(r.columns["mask"]) : "";
     r.split = r.columns.count("split") ? r.columns["split"] : "";
-    if (r.columns["path"].empty()) throw InputError(csv, "line " + std::to_string(line_no) + ": empty path");
+    if (r.columns["path"].empty()) throw InputError(csv, "line " + std::to_string(record_line) + ": empty path");
     if (check_files) {
       std::error_code ec;
       if (!fs::exists(r.path, ec))
-        throw InputError(csv, "line " + std::to_string(line_no) + ": " + r.path + " does not exist");
+        throw InputError(csv, "line " + std::to_string(record_line) + ": " + r.path + " does not exist");
       if (!r.mask.empty() && !fs::exists(r.mask, ec))
-        throw InputError(csv, "line " + std::to_string(line_no) + ": mask " + r.mask + " does not exist");
+        throw InputError(csv, "line " + std::to_string(record_line) + ": mask " + r.mask + " does not exist");
     }
     m.rows.push_back(std::move(r));
   }

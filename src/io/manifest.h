@@ -2,6 +2,7 @@
 // relative to the manifest's folder (the CLI contract). Torch-free.
 #pragma once
 
+#include <iosfwd>
 #include <map>
 #include <string>
 #include <vector>
@@ -33,8 +34,13 @@ struct Manifest {
   std::vector<std::string> labels(bool sorted = true) const;
 };
 
-/// Reads a manifest. RFC 4180 quoting is accepted. Throws InputError naming the file and line
-/// for a missing header column `path`, ragged rows, or (when check_files) a missing image.
+/// Reads a manifest. RFC 4180 quoting is accepted (commas, doubled quotes and line breaks inside
+/// quoted fields). Throws InputError naming the file and line for a missing or repeated header
+/// column, ragged rows, an unterminated quote, or (when check_files) a missing image.
 Manifest load_manifest(const std::string& csv, bool check_files = true);
+
+/// The same from a stream: `name` is what errors name, `folder` what relative paths resolve
+/// against.
+Manifest parse_manifest(std::istream& in, const std::string& name, const std::string& folder, bool check_files);
 
 }  // namespace medlens
