@@ -22,7 +22,7 @@ Run add_analyze(CLI::App& app) {
   cmd->add_option("--model", a->o.models, "Model bundle (repeat for an ensemble); default: chosen by modality");
   cmd->add_option("--out", a->o.out, "Output folder for findings.json, report.html, overlay.png, attribution.nii.gz")->required();
   cmd->add_flag("--tta", a->o.tta, "Test-time augmentation (mirror)");
-  cmd->add_option("--mc", a->o.mc_samples, "Monte-Carlo dropout samples (uncertainty)");
+  cmd->add_option("--mc", a->o.mc_samples, "Monte-Carlo dropout samples (uncertainty)")->check(CLI::Range(0, 1000));
   cmd->add_option("--explain", a->o.explain_method, "Explanation method (default: the card's, Grad-CAM); 'none' to skip");
   cmd->add_option("--seed", a->o.seed, "Seed for Monte-Carlo and perturbation methods");
   cmd->add_option("--channel", a->channels,

@@ -3,6 +3,8 @@
 #include <cstdio>
 #include <iostream>
 #include <map>
+#include <new>
+#include <string>
 
 #include "cli/commands.h"
 #include "core/error.h"
@@ -55,8 +57,15 @@ int main(int argc, char** argv) {
   } catch (const medlens::Error& e) {
     std::fprintf(stderr, "medlens: %s\n", e.what());
     return medlens::exit_status(e.kind());
+  } catch (const std::bad_alloc&) {
+    std::fprintf(stderr, "medlens: out of memory\n");
+    return 1;
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "medlens: internal error: %s\n", e.what());
+    // One line for the user (LibTorch appends a multi-line backtrace to its messages); the
+    // whole message at debug level.
+    const std::string what = e.what();
+    std::fprintf(stderr, "medlens: internal error: %s\n", what.substr(0, what.find('\n')).c_str());
+    medlens::log::debug(what);
     return 1;
   }
   return 1;

@@ -26,7 +26,7 @@ Run add_predict(CLI::App& app) {
   cmd->add_option("INPUT", a->inputs, "Images to classify");
   cmd->add_option("--manifest", a->manifest, "Or: a manifest CSV of images");
   cmd->add_flag("--tta", a->tta, "Test-time augmentation (mirror)");
-  cmd->add_option("--mc", a->mc, "Monte-Carlo dropout samples per model (uncertainty)");
+  cmd->add_option("--mc", a->mc, "Monte-Carlo dropout samples per model (uncertainty)")->check(CLI::Range(0, 1000));
   cmd->add_option("--batch-size", a->batch, "Images per forward pass");
   cmd->add_flag("--json", a->json, "One JSON object per input, a line each");
   return [a]() {

@@ -342,7 +342,7 @@ Run add_synth_lesions(CLI::App& app) {
   auto args = std::make_shared<Args>();
   cmd->add_option("--background", args->backgrounds, "Background images (used in turn)")->required();
   cmd->add_option("--out", args->out, "Output folder: images/, masks/, manifest.csv, lesions.json")->required();
-  cmd->add_option("--count", args->count, "Number of images to write")->required();
+  cmd->add_option("--count", args->count, "Number of images to write")->required()->check(CLI::Range(1, 1000000));
   cmd->add_option("--seed", args->seed, "Seed (same seed, same data set)");
   cmd->add_option("--region", args->regions,
                   "Where lesion centres may fall (> 0), one for all backgrounds or one each "

@@ -64,7 +64,7 @@ at::Tensor smoothgrad(Context& ctx) {
   check_params(ctx, "smoothgrad", {"samples", "noise", "squared"});
   const int64_t n = param<int64_t>(ctx, "smoothgrad", "samples", 32);
   const double level = param<double>(ctx, "smoothgrad", "noise", 0.15);
-  if (n < 1 || !(level >= 0)) throw UsageError("smoothgrad: samples must be >= 1 and noise >= 0");
+  if (n < 1 || n > 10000 || !(level >= 0)) throw UsageError("smoothgrad: samples must be 1..10000 and noise >= 0");
   const bool squared = param<bool>(ctx, "smoothgrad", "squared", false);
   const double range = (ctx.x.max() - ctx.x.min()).item<double>();
   auto gen = at::make_generator<at::CPUGeneratorImpl>(ctx.seed);
@@ -86,7 +86,7 @@ at::Tensor smoothgrad(Context& ctx) {
 at::Tensor integrated_gradients(Context& ctx) {
   check_params(ctx, "integrated-gradients", {"steps", "baseline"});
   const int64_t steps = param<int64_t>(ctx, "integrated-gradients", "steps", 64);
-  if (steps < 1) throw UsageError("integrated-gradients: steps must be >= 1");
+  if (steps < 1 || steps > 10000) throw UsageError("integrated-gradients: steps must be 1..10000");
   const at::Tensor baseline =
       baseline_input(ctx.x, ctx.params.value("baseline", nlohmann::json("zeros")), "integrated-gradients");
   // Points along the path are made a batch at a time (bounded memory).

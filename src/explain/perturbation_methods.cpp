@@ -157,7 +157,8 @@ at::Tensor rise(Context& ctx) {
   const int64_t n = param<int64_t>(ctx, "rise", "masks", vol ? 500 : 1000);
   const int64_t cells = param<int64_t>(ctx, "rise", "cells", vol ? 6 : 8);
   const double p = param<double>(ctx, "rise", "p", 0.5);
-  if (n < 1 || cells < 1 || !(p > 0 && p <= 1)) throw UsageError("rise: masks >= 1, cells >= 1 and 0 < p <= 1");
+  if (n < 1 || n > 100000 || cells < 1 || cells > 1024 || !(p > 0 && p <= 1))
+    throw UsageError("rise: masks 1..100000, cells 1..1024 and 0 < p <= 1");
   const ScoreFn& fn = output_fn(ctx, "rise", "confidence");
   const std::vector<int64_t> size = ctx.spatial();
   std::vector<int64_t> cell, up, grid_shape{0, 1};
@@ -253,7 +254,8 @@ at::Tensor lime(Context& ctx) {
   const int64_t n = param<int64_t>(ctx, "lime", "samples", 500);
   const double width = param<double>(ctx, "lime", "kernel_width", 0.25);
   const double alpha = param<double>(ctx, "lime", "alpha", 1.0);
-  if (n < 2 || !(width > 0) || !(alpha >= 0)) throw UsageError("lime: samples >= 2, kernel_width > 0, alpha >= 0");
+  if (n < 2 || n > 100000 || !(width > 0) || !(alpha >= 0))
+    throw UsageError("lime: samples 2..100000, kernel_width > 0, alpha >= 0");
   const ScoreFn& fn = output_fn(ctx, "lime", "score");
   const Segments seg = segments_of(ctx, "lime");
   const int64_t m = seg.count;

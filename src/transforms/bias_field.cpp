@@ -137,10 +137,10 @@ void register_bias_field(TransformRegistry& r) {
         [](const nlohmann::json& j) {
           ParamReader p("n4", j);
           N4Options o;
-          o.shrink(static_cast<int>(p.integer("shrink", 4)))
+          o.shrink(p.count("shrink", 4))
               .convergence(p.number("convergence", 0.001))
-              .control_points(static_cast<int>(p.integer("control_points", 4)))
-              .bins(static_cast<int>(p.integer("bins", 200)))
+              .control_points(p.count("control_points", 4))
+              .bins(p.count("bins", 200))
               .otsu_mask(p.boolean("otsu_mask", true));
           std::vector<int> its;
           for (double v : p.numbers("iterations", {50, 50, 50, 50})) {

@@ -139,6 +139,7 @@ class Median final : public IntensityTransform {
   Image transform_image(const Image& image) const override {
     std::array<int64_t, 3> r{o_.radius_, o_.radius_, image.is_3d() ? o_.radius_ : 0};
     if (o_.radius_mm_ > 0) r = radius_voxels(image, o_.radius_mm_);
+    check_window("median", static_cast<double>(r[0]), static_cast<double>(r[1]), static_cast<double>(r[2]));
     return per_channel(image, [&](const float* in, float* out, Dims d) {
       parallel_for(d.z * d.y, [&](int64_t row) {
         const int64_t z = row / d.y, y = row % d.y;
@@ -179,6 +180,9 @@ class Bilateral final : public IntensityTransform {
 
  protected:
   Image transform_image(const Image& image) const override {
+    check_window("bilateral", 2.0 * o_.sigma_spatial_ / image.geometry().spacing[0],
+                 2.0 * o_.sigma_spatial_ / image.geometry().spacing[1],
+                 image.is_3d() ? 2.0 * o_.sigma_spatial_ / image.geometry().spacing[2] : 0.0);
     const double sr = o_.sigma_range_ > 0 ? o_.sigma_range_ : 2.0 * estimate_noise_sd(image);
     if (!(sr > 0)) return image;  // nothing to smooth: the image is noise-free
     const auto r = radius_voxels(image, 2.0 * o_.sigma_spatial_);
@@ -437,7 +441,7 @@ void diffuse(const typename ItkImage::Pointer& in, float* out, const DiffusionOp
 class AnisotropicDiffusion final : public IntensityTransform {
  public:
   explicit AnisotropicDiffusion(DiffusionOptions o) : o_(o) {
-    if (o_.iterations_ < 0) throw UsageError("'anisotropic-diffusion': iterations must be >= 0");
+    if (o_.iterations_ < 0 || o_.iterations_ > 10000) throw UsageError("'anisotropic-diffusion': iterations must be 0..10000");
     if (!(o_.conductance_ > 0)) throw UsageError("'anisotropic-diffusion': conductance must be positive");
     if (!(o_.time_step_ >= 0)) throw UsageError("'anisotropic-diffusion': time_step must be >= 0");
   }
@@ -568,7 +572,7 @@ void srad(const float* in, float* out, Dims d, const Vec3& spacing, bool is_3d, 
 class Speckle final : public IntensityTransform {
  public:
   explicit Speckle(SpeckleOptions o) : o_(o) {
-    if (o_.iterations_ < 0) throw UsageError("'speckle': iterations must be >= 0");
+    if (o_.iterations_ < 0 || o_.iterations_ > 10000) throw UsageError("'speckle': iterations must be 0..10000");
     if (!(o_.time_step_ >= 0)) throw UsageError("'speckle': time_step must be >= 0");
   }
   std::string name() const override { return "speckle"; }
@@ -652,7 +656,7 @@ void register_denoise(TransformRegistry& r) {
         [](const nlohmann::json& j) {
           ParamReader p("median", j);
           MedianOptions o;
-          o.radius(static_cast<int>(p.integer("radius", 1))).radius_mm(p.number("radius_mm", 0));
+          o.radius(p.count("radius", 1)).radius_mm(p.number("radius_mm", 0));
           p.finish();
           return make_median(o);
         });
@@ -670,8 +674,8 @@ void register_denoise(TransformRegistry& r) {
         [](const nlohmann::json& j) {
           ParamReader p("nlm", j);
           NlmOptions o;
-          o.patch_size(static_cast<int>(p.integer("patch_size", 5)))
-              .patch_distance(static_cast<int>(p.integer("patch_distance", 6)))
+          o.patch_size(p.count("patch_size", 5))
+              .patch_distance(p.count("patch_distance", 6))
               .h(p.number("h", 0))
               .sigma(p.number("sigma", 0));
           p.finish();
@@ -682,7 +686,7 @@ void register_denoise(TransformRegistry& r) {
         [](const nlohmann::json& j) {
           ParamReader p("anisotropic-diffusion", j);
           DiffusionOptions o;
-          o.iterations(static_cast<int>(p.integer("iterations", 5)))
+          o.iterations(p.count("iterations", 5))
               .conductance(p.number("conductance", 1.0))
               .time_step(p.number("time_step", 0));
           p.finish();
@@ -706,7 +710,7 @@ void register_denoise(TransformRegistry& r) {
         [](const nlohmann::json& j) {
           ParamReader p("speckle", j);
           SpeckleOptions o;
-          o.iterations(static_cast<int>(p.integer("iterations", 30))).time_step(p.number("time_step", 0));
+          o.iterations(p.count("iterations", 30)).time_step(p.number("time_step", 0));
           p.finish();
           return make_speckle(o);
         });

@@ -214,7 +214,7 @@ void register_histogram(TransformRegistry& r) {
   r.add("histogram-equalize", "intensity", "global histogram equalisation per channel to [0,1]: bins=256",
         [](const nlohmann::json& j) {
           ParamReader p("histogram-equalize", j);
-          const int bins = static_cast<int>(p.integer("bins", 256));
+          const int bins = p.count("bins", 256);
           p.finish();
           return make_histogram_equalize(bins);
         });
@@ -224,7 +224,7 @@ void register_histogram(TransformRegistry& r) {
         [](const nlohmann::json& j) {
           ParamReader p("clahe", j);
           ClaheOptions o;
-          o.clip_limit(p.number("clip_limit", 0.01)).bins(static_cast<int>(p.integer("bins", 256)));
+          o.clip_limit(p.number("clip_limit", 0.01)).bins(p.count("bins", 256));
           const auto k = p.numbers("kernel_size", {0});
           p.finish();
           if (k.size() != 1 && k.size() != 2) throw UsageError("'clahe': kernel_size takes 1 or 2 values");

@@ -307,7 +307,9 @@ class Morphology final : public IntensityTransform {
 
  protected:
   Image transform_image(const Image& image) const override {
-    const Footprint f = ball(image.geometry().spacing, radius_, image.is_3d());
+    const Vec3& sp = image.geometry().spacing;
+    check_window(name(), radius_ / sp[0], radius_ / sp[1], image.is_3d() ? radius_ / sp[2] : 0.0);
+    const Footprint f = ball(sp, radius_, image.is_3d());
     switch (op_) {
       case MorphologyOp::kErode: return grey_morphology(image, f, false);
       case MorphologyOp::kDilate: return grey_morphology(image, f, true);

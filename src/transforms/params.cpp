@@ -39,7 +39,15 @@ int64_t ParamReader::integer(const std::string& key, int64_t fallback) {
   if (!params_.contains(key)) return fallback;
   const auto& v = params_[key];
   if (!v.is_number() || v.get<double>() != std::floor(v.get<double>())) fail(key, "must be an integer");
+  // A whole number written as a float (1e30) past int64 would make the conversion undefined.
+  if (v.is_number_float() && std::abs(v.get<double>()) >= 9.2e18) fail(key, "is out of range");
   return v.get<int64_t>();
+}
+
+int ParamReader::count(const std::string& key, int fallback) {
+  const int64_t v = integer(key, fallback);
+  if (v < 0 || v > 1000000) fail(key, "must be a whole number from 0 to 1000000");
+  return static_cast<int>(v);
 }
 
 bool ParamReader::boolean(const std::string& key, bool fallback) {

@@ -19,6 +19,9 @@ class ParamReader {
   /// A number that must lie in [lo, hi].
   double number_in(const std::string& key, double fallback, double lo, double hi);
   int64_t integer(const std::string& key, int64_t fallback);
+  /// A size, radius or iteration count: a whole number in [0, 10^6] (the transform checks
+  /// its own tighter range).
+  int count(const std::string& key, int fallback);
   bool boolean(const std::string& key, bool fallback);
   std::string text(const std::string& key, const std::string& fallback);
   /// One of `choices`.

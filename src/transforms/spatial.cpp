@@ -8,6 +8,7 @@
 #include <numeric>
 
 #include "core/error.h"
+#include "core/voxel_buffer.h"
 #include "io/itk_bridge.h"
 #include "transforms/base.h"
 #include "transforms/params.h"
@@ -128,6 +129,15 @@ Taps area_taps(int64_t n_in, int64_t n_out) {
 int64_t tensor_dim(int axis) { return 3 - axis; }  // (C,Z,Y,X): x is dim 3, z dim 1
 int64_t axis_size(const Shape& s, int axis) { return axis == 0 ? s.x : axis == 1 ? s.y : s.z; }
 
+// A result larger than any reader would load is refused before it is allocated.
+void check_voxel_budget(const std::string& op, int64_t channels, const std::array<int64_t, 3>& xyz) {
+  double values = static_cast<double>(std::max<int64_t>(1, channels));
+  for (int64_t n : xyz) values *= static_cast<double>(std::max<int64_t>(1, n));
+  if (values > static_cast<double>(max_voxels()))
+    throw UsageError("'" + op + "': the result would hold " + std::to_string(static_cast<long long>(values)) +
+                     " values, more than the limit of " + std::to_string(max_voxels()) + " (MEDLENS_MAX_VOXELS)");
+}
+
 // Slice identifiers survive only a crop along z; any other change along z invalidates them.
 void keep_slice_ids(Metadata& m, int64_t old_depth, int64_t first, int64_t count) {
   if (static_cast<int64_t>(m.sop_uids.size()) != old_depth) return;
@@ -227,6 +237,10 @@ class Resize final : public SpatialTransform {
  protected:
   Image transform_image(const Image& image, bool is_label) const override {
     const ResizeMode mode = is_label ? ResizeMode::kNearest : o_.mode;
+    std::array<int64_t, 3> out{};
+    for (int a = 0; a < 3; ++a)
+      out[a] = (o_.size[a] > 0 && (a < 2 || image.is_3d())) ? o_.size[a] : axis_size(image.shape(), a);
+    check_voxel_budget("resize", image.shape().c, out);
     at::Tensor v = image.voxels();
     Vec3 first{0, 0, 0}, spacing = image.geometry().spacing;
     for (int a = 0; a < 3; ++a) {
@@ -348,6 +362,8 @@ class Pad final : public SpatialTransform {
       lo[a] = extra > 0 ? extra / 2 : o_.margins[2 * a];
       hi[a] = extra > 0 ? extra - extra / 2 : o_.margins[2 * a + 1];
     }
+    check_voxel_budget("pad", image.shape().c,
+                       {lo[0] + image.shape().x + hi[0], lo[1] + image.shape().y + hi[1], lo[2] + image.shape().z + hi[2]});
     at::Tensor v = image.voxels();
     if (o_.mode == PadMode::kConstant) {
       v = at::constant_pad_nd(v, {lo[0], hi[0], lo[1], hi[1], lo[2], hi[2]}, is_label ? 0.0 : o_.value);
@@ -429,7 +445,7 @@ class Grey final : public IntensityTransform {
 class RepeatChannels final : public IntensityTransform {
  public:
   explicit RepeatChannels(int64_t n) : n_(n) {
-    if (n_ < 1) throw UsageError("'repeat-channels': n must be at least 1");
+    if (n_ < 1 || n_ > 4096) throw UsageError("'repeat-channels': n must be 1..4096");
   }
   std::string name() const override { return "repeat-channels"; }
   nlohmann::json params() const override { return {{"n", n_}}; }
@@ -528,6 +544,10 @@ Vec3 xyz_mm(ParamReader& p, const std::string& op, const std::string& key, Vec3 
 
 int64_t whole(const std::string& op, const std::string& key, double d) {
   if (d != std::floor(d)) throw UsageError("'" + op + "': '" + key + "' must be whole voxels");
+  // Also keeps the cast below defined: no axis is longer than the reader's voxel limit.
+  if (std::abs(d) > static_cast<double>(max_voxels()))
+    throw UsageError("'" + op + "': '" + key + "' is larger than the voxel limit " + std::to_string(max_voxels()) +
+                     " (MEDLENS_MAX_VOXELS)");
   return static_cast<int64_t>(d);
 }
 

@@ -2,6 +2,13 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
+#include <new>
+#include <string>
+
+#include "core/error.h"
+#include "transforms/base.h"
+
 namespace medlens {
 
 double Rng::uniform(double lo, double hi) { return std::uniform_real_distribution<double>(lo, hi)(engine_); }
@@ -18,6 +25,15 @@ Image Transform::operator()(const Image& image) const {
   return (*this)(image, rng);
 }
 
+void check_window(const std::string& op, double rx, double ry, double rz) {
+  const double voxels = (2 * rx + 1) * (2 * ry + 1) * (2 * rz + 1);
+  if (!(voxels <= double(1 << 20)))
+    throw UsageError("'" + op + "': a window of " + std::to_string(static_cast<long long>(std::min(voxels, 1e18))) +
+                     " voxels is too large (at most 2^20; half-widths " + std::to_string(static_cast<long long>(rx)) +
+                     ", " + std::to_string(static_cast<long long>(ry)) + ", " + std::to_string(static_cast<long long>(rz)) +
+                     " voxels)");
+}
+
 nlohmann::json Compose::params() const {
   nlohmann::json steps = nlohmann::json::array();
   for (const auto& t : steps_) {
@@ -29,7 +45,16 @@ nlohmann::json Compose::params() const {
 }
 
 Sample Compose::apply(Sample sample, Rng& rng) const {
-  for (const auto& t : steps_) sample = t->apply(std::move(sample), rng);
+  for (const auto& t : steps_) {
+    const Shape in = sample.image.shape();
+    try {
+      sample = t->apply(std::move(sample), rng);
+    } catch (const std::bad_alloc&) {
+      // Most often a size or radius far too large for this image: name the step.
+      throw UsageError("'" + t->name() + "': out of memory on a " + std::to_string(in.x) + "x" + std::to_string(in.y) +
+                       "x" + std::to_string(in.z) + " image (are its size or radius parameters too large?)");
+    }
+  }
   return sample;
 }
 

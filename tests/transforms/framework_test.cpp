@@ -4,6 +4,8 @@
 #include <nlohmann/json.hpp>
 
 #include <fstream>
+#include <memory>
+#include <new>
 
 #include "core/error.h"
 #include "transforms/params.h"
@@ -75,6 +77,44 @@ TEST(Pipeline, FileErrorsNameTheFile) {
   std::ofstream(tmp.file("unknown.json")) << R"({"transforms": [{"op": "nope"}]})";
   EXPECT_THROW(load_pipeline_file(tmp.file("unknown.json")), InputError);
   EXPECT_THROW(load_pipeline_file(tmp.file("missing.json")), InputError);
+}
+
+// A step that cannot get its memory, as a huge size or radius would make it.
+class Greedy final : public Transform {
+ public:
+  std::string name() const override { return "greedy"; }
+  nlohmann::json params() const override { return nlohmann::json::object(); }
+  Sample apply(Sample, Rng&) const override { throw std::bad_alloc(); }
+};
+
+TEST(Pipeline, AStepThatRunsOutOfMemoryIsNamed) {
+  // Not std::bad_alloc escaping as an internal error: a UsageError naming the step and the size
+  // of the image it was given.
+  const Compose pipeline({parse_op("zscore"), std::make_shared<Greedy>()});
+  const Image image = ramp(1, 1, 6, 5);
+  try {
+    pipeline(image);
+    ADD_FAILURE();
+  } catch (const UsageError& e) {
+    EXPECT_NE(std::string(e.what()).find("'greedy': out of memory on a 5x6x1 image"), std::string::npos) << e.what();
+  }
+  // The registered steps with a size knob refuse absurd values themselves, before allocating
+  // (each of these used to exhaust memory, abort inside OpenCV or LibTorch, or run for hours).
+  for (const char* op : {"median:radius=100000", "erode:radius=100000", "open:radius=1e9",
+                         "bilateral:sigma_spatial=1e6"}) {
+    try {
+      (*parse_op(op))(image);
+      ADD_FAILURE() << op;
+    } catch (const UsageError& e) {
+      EXPECT_NE(std::string(e.what()).find("is too large"), std::string::npos) << e.what();
+    }
+  }
+  for (const char* op : {"anisotropic-diffusion:iterations=1e9", "speckle:iterations=20000",
+                         "repeat-channels:n=1e9", "median:radius=1e12"})
+    EXPECT_THROW(parse_op(op), UsageError) << op;
+  // Sensible sizes still run.
+  EXPECT_EQ((*parse_op("median:radius=2"))(image).shape(), image.shape());
+  EXPECT_EQ((*parse_op("erode:radius=2"))(image).shape(), image.shape());
 }
 
 TEST(RandomTransforms, SameSeedSameOutputDifferentSeedsDiffer) {

@@ -351,6 +351,18 @@ TEST(SpatialRegistry, ParametersParseAndBadOnesAreUsageErrors) {
   EXPECT_THROW(parse_op("pad:size=10;10,margin=2"), UsageError);
   EXPECT_THROW(parse_op("pad:margin=1;2;3;4;5"), UsageError);
   EXPECT_THROW(parse_op("repeat-channels:n=0"), UsageError);
+  // Sizes beyond any image medlens would read are refused when parsed (1e12 used to be cast
+  // to int64 unchecked), and results over the voxel limit before they are allocated.
+  EXPECT_THROW(parse_op("resize:size=1e12;1e12"), UsageError);
+  const Image small = brain_block(8, 8, 8);
+  for (const char* op : {"resize:size=100000;100000;100000", "pad:margin=100000"}) {
+    try {
+      (*parse_op(op))(small);
+      ADD_FAILURE() << op;
+    } catch (const UsageError& e) {
+      EXPECT_NE(std::string(e.what()).find("MEDLENS_MAX_VOXELS"), std::string::npos) << e.what();
+    }
+  }
 }
 
 }  // namespace
