@@ -55,6 +55,17 @@ TEST(Cli, BadUsageIsStatusTwo) {
   EXPECT_EQ(r.status, 2) << r.error;
   EXPECT_NE(r.error.find("--window"), std::string::npos);
   EXPECT_EQ(run_medlens({"convert", pyd("CT_small.dcm"), tmp.file("x.unknownext")}).status, 2);
+  // Counts that could only be typos are refused before any work (they used to run for hours).
+  const std::string model = std::string(MEDLENS_SOURCE_DIR) + "/models/pneumoniamnist";
+  const std::string png = test::vendored_samples() + "/pneumoniamnist/val_00112.png";
+  for (const std::vector<std::string>& args :
+       {std::vector<std::string>{"predict", png, "--model", model, "--mc", "100000000"},
+        std::vector<std::string>{"synth-lesions", "--background", png, "--out", tmp.file("s"), "--count", "1000000000"}}) {
+    const auto bad = run_medlens(args);
+    EXPECT_EQ(bad.status, 2) << args[0] << ": " << bad.error;
+    EXPECT_NE(bad.error.find("not in range"), std::string::npos) << bad.error;
+  }
+  EXPECT_FALSE(std::filesystem::exists(tmp.file("s")));
 }
 
 TEST(Cli, TrainRefusesBadMixupAndEmaBeforeReadingAnyImage) {

@@ -4,6 +4,8 @@
 
 #include <cmath>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "explain/evaluate.h"
 #include "explain/explain.h"
@@ -80,6 +82,21 @@ TEST(Methods, UnknownMethodsLayersAndParametersAreRefusedByName) {
     ADD_FAILURE() << "a misspelt parameter must be refused";
   } catch (const UsageError& e) {
     EXPECT_NE(std::string(e.what()).find("stpes"), std::string::npos);
+  }
+  // Sample counts that would run for hours are refused up front, naming the method.
+  for (const auto& [method, params] : std::vector<std::pair<std::string, nlohmann::json>>{
+           {"integrated-gradients", {{"steps", 1000000000}}},
+           {"smoothgrad", {{"samples", 1000000}}},
+           {"rise", {{"masks", 1000000000}}},
+           {"lime", {{"samples", 1000000000}}}}) {
+    o.method = method;
+    o.params = params;
+    try {
+      explain(model, image, o);
+      ADD_FAILURE() << method << " accepted " << params.dump();
+    } catch (const UsageError& e) {
+      EXPECT_NE(std::string(e.what()).find(method), std::string::npos) << e.what();
+    }
   }
 }
 
