@@ -298,7 +298,7 @@ double choose(int64_t n, int64_t k) {
 at::Tensor kernel_shap(Context& ctx) {
   check_params(ctx, "kernel-shap", {"samples", "segments", "compactness", "baseline", "output"});
   const int64_t budget = param<int64_t>(ctx, "kernel-shap", "samples", 500);
-  if (budget < 1) throw UsageError("kernel-shap: samples must be >= 1");
+  if (budget < 1 || budget > 100000) throw UsageError("kernel-shap: samples must be 1..100000");
   const ScoreFn& fn = output_fn(ctx, "kernel-shap", "score");
   const Segments seg = segments_of(ctx, "kernel-shap");
   const int64_t M = seg.count;

@@ -88,7 +88,8 @@ TEST(Methods, UnknownMethodsLayersAndParametersAreRefusedByName) {
            {"integrated-gradients", {{"steps", 1000000000}}},
            {"smoothgrad", {{"samples", 1000000}}},
            {"rise", {{"masks", 1000000000}}},
-           {"lime", {{"samples", 1000000000}}}}) {
+           {"lime", {{"samples", 1000000000}}},
+           {"kernel-shap", {{"samples", 1000000000}}}}) {
     o.method = method;
     o.params = params;
     try {
