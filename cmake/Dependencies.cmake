@@ -17,12 +17,14 @@ target_include_directories(medlens_torch SYSTEM INTERFACE /usr/include /usr/incl
 target_link_libraries(medlens_torch INTERFACE ${TORCH_LIB} ${TORCH_CPU_LIB} ${C10_LIB})
 target_compile_definitions(medlens_torch INTERFACE _GLIBCXX_USE_CXX11_ABI=1)
 
+# OpenCV's codecs read PNG/JPEG/TIFF/BMP, so the fuzz build needs it too (uninstrumented).
+find_package(OpenCV REQUIRED COMPONENTS core imgproc imgcodecs photo)
+add_library(medlens_opencv INTERFACE)
+target_include_directories(medlens_opencv SYSTEM INTERFACE ${OpenCV_INCLUDE_DIRS})
+target_link_libraries(medlens_opencv INTERFACE ${OpenCV_LIBS})
+
 if(NOT MEDLENS_FUZZ)
   find_package(CLI11 REQUIRED)
-  find_package(OpenCV REQUIRED COMPONENTS core imgproc imgcodecs photo)
-  add_library(medlens_opencv INTERFACE)
-  target_include_directories(medlens_opencv SYSTEM INTERFACE ${OpenCV_INCLUDE_DIRS})
-  target_link_libraries(medlens_opencv INTERFACE ${OpenCV_LIBS})
 
   find_package(ITK 5.2 REQUIRED COMPONENTS ITKCommon ITKIOImageBase ITKIONRRD ITKIOMeta
                ITKAnisotropicSmoothing ITKBiasCorrection ITKImageGrid ITKMetricsv4 ITKOptimizersv4

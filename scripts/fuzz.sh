@@ -13,7 +13,7 @@ cmake --build "$build" -j "$(nproc)"
 
 corpus="$build/corpus"
 rm -rf "$corpus" "$build"/fuzz_*-{crash,leak,timeout,oom,slow-unit}-*
-mkdir -p "$corpus/dicom" "$corpus/nifti" "$corpus/npz" "$corpus/manifest"
+mkdir -p "$corpus/dicom" "$corpus/nifti" "$corpus/npz" "$corpus/manifest" "$corpus/raster"
 # Seeds: small real files from the packages the tests already use.
 find /usr/lib/python3/dist-packages/pydicom/data/test_files -maxdepth 1 -name '*.dcm' -size -64k \
   -exec cp {} "$corpus/dicom/" \;
@@ -29,6 +29,18 @@ np.savez_compressed(out + "/deflate.npz", images=rng.random((3, 4, 4), dtype=np.
 PY
 
 cp data/samples/*/manifest.csv "$corpus/manifest/" 2>/dev/null || true
+# Small real rasters of each format: vendored PNGs, and JPEG/TIFF/BMP made from one of them.
+pngs=(data/samples/pneumoniamnist/*.png)
+cp "${pngs[@]:0:8}" "$corpus/raster/"
+/usr/bin/python3 - "$corpus/raster" <<'PY'
+import glob, sys
+from skimage import io
+out = sys.argv[1]
+img = io.imread(sorted(glob.glob(out + "/*.png"))[0])
+io.imsave(out + "/seed.jpg", img, quality=90, check_contrast=False)
+io.imsave(out + "/seed.tif", img, check_contrast=False)
+io.imsave(out + "/seed.bmp", img, check_contrast=False)
+PY
 printf 'path,label,split,T2\n"a,1.png",benign,train,t2/a.png\n"b\r\nc.png",x,val,\n' > "$corpus/manifest/quoted.csv"
 
 # Oversized allocations (a length field claiming gigabytes) fail as in production instead of
