@@ -10,7 +10,8 @@ namespace medlens {
 
 /// Filters that visit a window around every voxel refuse one of more than 2^20 voxels (a radius
 /// meant in millimetres given in voxels, or a typo): it would take hours or exhaust memory.
-/// `radius` is the window's half-width in voxels along x, y, z. Throws UsageError naming `op`.
+/// rx, ry, rz are the window's half-widths in voxels along x, y, z (NaN is refused too).
+/// Throws UsageError naming `op`.
 void check_window(const std::string& op, double rx, double ry, double rz);
 
 /// Changes voxel values only: the label (if any) passes through untouched.

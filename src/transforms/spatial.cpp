@@ -134,7 +134,7 @@ void check_voxel_budget(const std::string& op, int64_t channels, const std::arra
   double values = static_cast<double>(std::max<int64_t>(1, channels));
   for (int64_t n : xyz) values *= static_cast<double>(std::max<int64_t>(1, n));
   if (values > static_cast<double>(max_voxels()))
-    throw UsageError("'" + op + "': the result would hold " + std::to_string(static_cast<long long>(values)) +
+    throw UsageError("'" + op + "': the result would hold " + std::to_string(static_cast<long long>(std::min(values, 1e18))) +
                      " values, more than the limit of " + std::to_string(max_voxels()) + " (MEDLENS_MAX_VOXELS)");
 }
 

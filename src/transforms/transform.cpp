@@ -27,11 +27,11 @@ Image Transform::operator()(const Image& image) const {
 
 void check_window(const std::string& op, double rx, double ry, double rz) {
   const double voxels = (2 * rx + 1) * (2 * ry + 1) * (2 * rz + 1);
-  if (!(voxels <= double(1 << 20)))
-    throw UsageError("'" + op + "': a window of " + std::to_string(static_cast<long long>(std::min(voxels, 1e18))) +
-                     " voxels is too large (at most 2^20; half-widths " + std::to_string(static_cast<long long>(rx)) +
-                     ", " + std::to_string(static_cast<long long>(ry)) + ", " + std::to_string(static_cast<long long>(rz)) +
-                     " voxels)");
+  if (voxels <= double(1 << 20)) return;
+  // Printed as whole numbers, clamped so the conversion stays defined for any double.
+  auto whole = [](double v) { return std::to_string(static_cast<long long>(v >= 0 ? std::min(v, 1e18) : 0.0)); };
+  throw UsageError("'" + op + "': a window of " + whole(voxels) + " voxels is too large (at most 2^20; half-widths " +
+                   whole(rx) + ", " + whole(ry) + ", " + whole(rz) + " voxels)");
 }
 
 nlohmann::json Compose::params() const {

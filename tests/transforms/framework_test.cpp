@@ -100,7 +100,7 @@ TEST(Pipeline, AStepThatRunsOutOfMemoryIsNamed) {
   }
   // The registered steps with a size knob refuse absurd values themselves, before allocating
   // (each of these used to exhaust memory, abort inside OpenCV or LibTorch, or run for hours).
-  for (const char* op : {"median:radius=100000", "erode:radius=100000", "open:radius=1e9",
+  for (const char* op : {"median:radius=100000", "median:radius_mm=1e300", "erode:radius=100000", "open:radius=1e9",
                          "bilateral:sigma_spatial=1e6"}) {
     try {
       (*parse_op(op))(image);
