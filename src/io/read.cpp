@@ -91,6 +91,17 @@ void check_voxels(const VoxelBuffer& b, const std::string& path, bool allow_non_
 VoxelBuffer read_voxels(const std::string& path, const ReadOptions& options) {
   VoxelBuffer b;
   const Format f = detect_format(path);
+  // Options meant for another kind of input are refused rather than silently ignored: a user
+  // who asked for a region or a series must not get the whole image without a word.
+  if (f != Format::kUnknown) {
+    if (f != Format::kWsi && (options.wsi_level != -1 || options.wsi_region))
+      throw UsageError(path + ": a pyramid level or region applies to whole-slide images; this input reads as " +
+                       format_name(f));
+    if (f != Format::kDicomFolder && !options.series.empty())
+      throw UsageError(path + ": choosing a series applies to a folder of DICOM files; this input reads as " + format_name(f));
+    if (f != Format::kNpz && (!options.npz_key.empty() || options.npz_index != 0))
+      throw UsageError(path + ": an array name or index applies to .npz files; this input reads as " + format_name(f));
+  }
   switch (f) {
     case Format::kDicom: b = read_dicom_file(path, options); break;
     case Format::kDicomFolder: b = read_dicom_folder(path, options); break;

@@ -66,6 +66,18 @@ TEST(Cli, BadUsageIsStatusTwo) {
     EXPECT_NE(bad.error.find("not in range"), std::string::npos) << bad.error;
   }
   EXPECT_FALSE(std::filesystem::exists(tmp.file("s")));
+  // Options for another kind of input are refused, not silently ignored (the whole slice
+  // would come back where a region was asked for).
+  for (const std::vector<std::string>& extra : {std::vector<std::string>{"--region", "0,0,16,16"},
+                                                std::vector<std::string>{"--level", "1"},
+                                                std::vector<std::string>{"--series", "2"}}) {
+    std::vector<std::string> args = {"convert", pyd("CT_small.dcm"), tmp.file("r.png")};
+    args.insert(args.end(), extra.begin(), extra.end());
+    const auto r = run_medlens(args);
+    EXPECT_EQ(r.status, 2) << extra[0] << ": " << r.error;
+    EXPECT_NE(r.error.find("applies to"), std::string::npos) << r.error;
+    EXPECT_FALSE(std::filesystem::exists(tmp.file("r.png")));
+  }
 }
 
 TEST(Cli, TrainRefusesBadMixupAndEmaBeforeReadingAnyImage) {
