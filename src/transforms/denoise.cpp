@@ -139,11 +139,13 @@ class Median final : public IntensityTransform {
   Image transform_image(const Image& image) const override {
     std::array<int64_t, 3> r{o_.radius_, o_.radius_, image.is_3d() ? o_.radius_ : 0};
     if (o_.radius_mm_ > 0) {
-      const Vec3& sp = image.geometry().spacing;  // checked before rounding to whole voxels
+      // Checked before rounding to whole voxels: lround of a huge radius has no defined result.
+      const Vec3& sp = image.geometry().spacing;
       check_window("median", o_.radius_mm_ / sp[0], o_.radius_mm_ / sp[1], image.is_3d() ? o_.radius_mm_ / sp[2] : 0.0);
       r = radius_voxels(image, o_.radius_mm_);
+    } else {
+      check_window("median", static_cast<double>(r[0]), static_cast<double>(r[1]), static_cast<double>(r[2]));
     }
-    check_window("median", static_cast<double>(r[0]), static_cast<double>(r[1]), static_cast<double>(r[2]));
     return per_channel(image, [&](const float* in, float* out, Dims d) {
       parallel_for(d.z * d.y, [&](int64_t row) {
         const int64_t z = row / d.y, y = row % d.y;
