@@ -19,7 +19,6 @@
 #include "core/log.h"
 #include "core/parallel.h"
 #include "core/version.h"
-#include "infer/calibrate.h"
 #include "infer/model.h"
 #include "io/file_util.h"
 #include "io/read.h"
