@@ -36,6 +36,11 @@ const char* kKnown[] = {"medlens_card", "name", "version", "task", "description"
                         "weights_format", "calibration", "thresholds", "metrics", "training",
                         "explanation", "ood", "intended_use", "limitations"};
 
+// A file the card names must sit in the bundle itself: no folders, no way out of it.
+bool names_a_bundle_file(const std::string& name) {
+  return !name.empty() && name.find('/') == std::string::npos && name.find("..") == std::string::npos;
+}
+
 // The numbers every prediction reads from thresholds (decision, abstention, lesion finding):
 // a malformed one is refused when the card is loaded, naming the field, not mid-prediction.
 void number_in(const nlohmann::json& j, const std::string& where, const char* key, double lo, double hi) {
@@ -70,8 +75,7 @@ void check_ood_features(const nlohmann::json& ood) {
   if (!f.is_object()) throw UsageError("model card ood.features must be an object");
   if (f.contains("file")) {
     const nlohmann::json& file = f["file"];
-    if (!file.is_string() || file.get<std::string>().empty() || file.get<std::string>().find('/') != std::string::npos ||
-        file.get<std::string>().find("..") != std::string::npos)
+    if (!file.is_string() || !names_a_bundle_file(file.get<std::string>()))
       throw UsageError("model card ood.features.file must be a file name inside the bundle");
   }
   if (f.contains("sha256") && !f["sha256"].is_string()) throw UsageError("model card ood.features.sha256 must be a string");
@@ -120,7 +124,7 @@ ModelCard ModelCard::from_json(const nlohmann::json& j) {
   c.preprocessing = field<nlohmann::json>(j, "preprocessing", nlohmann::json::object({{"transforms", nlohmann::json::array()}}));
   c.architecture = required<nlohmann::json>(j, "architecture");
   c.weights = field<std::string>(j, "weights", "weights.pt");
-  if (c.weights.empty() || c.weights.find('/') != std::string::npos || c.weights.find("..") != std::string::npos)
+  if (!names_a_bundle_file(c.weights))
     throw UsageError("model card 'weights' must be a file name inside the bundle");
   c.weights_format = field<std::string>(j, "weights_format", "native");
   if (c.weights_format != "native" && c.weights_format != "torchscript")
